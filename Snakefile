@@ -1,0 +1,24 @@
+# leukoreport: rerun the two-phase ResNet18 leukocyte classifier for several seeds and report it.
+# Full run: `snakemake --cores 4`; tiny run: `snakemake --cores 2 --configfile config/smoke.yaml`.
+
+
+# A --configfile replaces the default config as a whole (Snakemake would otherwise merge nested keys
+# such as `external` with the defaults).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/report.html",
+        "results/report/report.pdf",
+    default_target: True

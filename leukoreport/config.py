@@ -1,0 +1,41 @@
+"""Config checks that give one-line errors naming the offending key."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from leukoreport.errors import LeukoError
+
+
+def key_path(parts) -> str:
+    """``['phases', 'frozen', 'lr']`` -> ``phases.frozen.lr``; list indices in brackets."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> None:
+    """Raise ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        error = errors[0]
+        if error.validator == "required":
+            missing = next(k for k in error.validator_value if k not in error.instance)
+            raise LeukoError(f"config key {key_path([*error.absolute_path, missing])}: missing (required)")
+        raise LeukoError(f"config key {key_path(error.absolute_path)}: {error.message}")
+    fractions = config.get("split_fractions")
+    if fractions is not None and not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise LeukoError(f"config key split_fractions: {fractions} must sum to 1")
+    base = Path(base_dir)
+    folders = {"data_dir": config["data_dir"]}
+    folders.update({f"external.{name}": path for name, path in config.get("external", {}).items()})
+    for key, folder in folders.items():
+        if not (base / folder).is_dir():
+            raise LeukoError(f"config key {key}: folder not found: {folder}")

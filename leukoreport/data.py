@@ -1,0 +1,230 @@
+"""Find, validate, subsample and split ImageFolder datasets; write CSVs atomically.
+
+No fastai/torch here: this module must import fast.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from leukoreport.errors import LeukoError
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+)
+SPLITS: tuple[str, str, str] = ("train", "valid", "test")
+
+
+def _hidden(path: Path) -> bool:
+    """True for names starting with '.' (skipped everywhere)."""
+    return path.name.startswith(".")
+
+
+def _visible(folder: Path) -> list[Path]:
+    """Non-hidden entries of a folder, sorted by name."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise LeukoError(f"{folder.as_posix()}: cannot list folder ({exc.strerror or exc})") from exc
+    return sorted((p for p in entries if not _hidden(p)), key=lambda p: p.name)
+
+
+def _why(exc: BaseException) -> str:
+    """The exception text, or its type name when it has none."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def validate_image(path: str | Path) -> None:
+    """Raise LeukoError unless `path` is an image PIL can fully decode and convert to RGB."""
+    path = Path(path)
+    where = path.as_posix()
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise LeukoError(f"{where}: not an image file (suffix {path.suffix or '(none)'!r} is not one of "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError as exc:
+        empty = path.stat().st_size == 0
+        raise LeukoError(f"{where}: not an image file ({'empty file' if empty else 'PIL cannot identify it'})") from exc
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise LeukoError(f"{where}: cannot read file ({exc.strerror or exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise LeukoError(f"{where}: image too large ({exc})") from exc
+    except Exception as exc:  # PIL raises many types (SyntaxError, ValueError, struct.error, ...)
+        raise LeukoError(f"{where}: corrupt or truncated image ({_why(exc)})") from exc
+    try:
+        with img:
+            img.load()
+            img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise LeukoError(f"{where}: image too large ({exc})") from exc
+    except Exception as exc:
+        raise LeukoError(f"{where}: corrupt or truncated image ({_why(exc)})") from exc
+
+
+def discover(root: str | Path) -> pd.DataFrame:
+    """One row (`path`, `label`) per image of an ImageFolder tree, sorted by label then path.
+
+    Every image is fully decoded; any bad entry raises LeukoError naming it.
+    """
+    root = Path(root)
+    where = root.as_posix()
+    if not root.exists():
+        raise LeukoError(f"{where}: folder not found")
+    if not root.is_dir():
+        raise LeukoError(f"{where}: not a folder (expected one subfolder per class)")
+    classes = []
+    for entry in _visible(root):
+        if entry.is_dir():
+            classes.append(entry)
+        elif entry.is_file():
+            raise LeukoError(f"{entry.as_posix()}: file outside a class folder (expected only one subfolder per class in {where})")
+        else:
+            raise LeukoError(f"{entry.as_posix()}: not a regular file or folder (broken link?)")
+    if not classes:
+        raise LeukoError(f"{where}: no class folders (expected one subfolder per class)")
+    rows = []
+    for cls in classes:
+        files = _visible(cls)
+        if not files:
+            raise LeukoError(f"{cls.as_posix()}: empty class folder")
+        for f in files:
+            if f.is_dir():
+                raise LeukoError(f"{f.as_posix()}: nested folder inside class folder (expected only images)")
+            if not f.is_file():
+                raise LeukoError(f"{f.as_posix()}: not a regular file (broken link?)")
+            validate_image(f)
+            rows.append((f.as_posix(), cls.name))
+    df = pd.DataFrame(rows, columns=["path", "label"])
+    return df.sort_values(["label", "path"], kind="stable", ignore_index=True)
+
+
+def check_external(df: pd.DataFrame, classes: list[str], root: str | Path) -> None:
+    """Raise LeukoError for the first label of `df` that is not one of the training `classes`."""
+    known = set(classes)
+    for label in pd.unique(df["label"]):
+        if label not in known:
+            raise LeukoError(f"{(Path(root) / str(label)).as_posix()}: class '{label}' is not a training class "
+                             f"({', '.join(classes)})")
+
+
+def subsample(df: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
+    """Keep at most `per_class` rows per label, drawn with `seed`; row order is kept (None -> unchanged)."""
+    if per_class is None:
+        return df
+    if isinstance(per_class, bool) or not isinstance(per_class, numbers.Integral) or per_class < 1:
+        raise LeukoError(f"max_per_class: must be a positive integer or null, got {per_class!r}")
+    keep = []
+    for _, group in df.groupby("label", sort=True):
+        if len(group) <= per_class:
+            keep.extend(group.index)
+        else:
+            keep.extend(group.sample(n=int(per_class), random_state=seed).index)
+    return df.loc[df.index.isin(keep)].reset_index(drop=True)
+
+
+def _check_fractions(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Return the fractions as floats, or raise LeukoError naming `split_fractions`."""
+    try:
+        fr = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError) as exc:
+        raise LeukoError(f"split_fractions: must be three numbers (train, valid, test), got {fractions!r}") from exc
+    if len(fr) != 3 or not all(math.isfinite(f) and f > 0 for f in fr):
+        raise LeukoError(f"split_fractions: must be three positive numbers (train, valid, test), got {fractions!r}")
+    if not math.isclose(sum(fr), 1.0, abs_tol=1e-6):
+        raise LeukoError(f"split_fractions: must sum to 1, got {fractions!r} (sum {sum(fr):g})")
+    return fr  # type: ignore[return-value]
+
+
+def _round(x: float) -> int:
+    """Round half up, robust to float noise (500 * 0.15 -> 75)."""
+    return int(math.floor(x + 0.5 + 1e-9))
+
+
+def _class_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int] | None:
+    """Per-class (train, valid, test) sizes with at least one in each; None if n < 3."""
+    if n < 3:
+        return None
+    n_valid = max(1, _round(n * fractions[1]))
+    n_test = max(1, _round(n * fractions[2]))
+    while n - n_valid - n_test < 1:
+        if n_valid >= n_test:
+            n_valid -= 1
+        else:
+            n_test -= 1
+    return n - n_valid - n_test, n_valid, n_test
+
+
+def _class_where(label: str, paths: pd.Series) -> str:
+    """The class folder if all its paths share one, else `class 'label'` (prefix for messages)."""
+    parents = {PurePosixPath(p).parent.as_posix() for p in paths}
+    return parents.pop() if len(parents) == 1 else f"class '{label}'"
+
+
+def stratified_split(
+    df: pd.DataFrame,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    seed: int = 42,
+) -> pd.DataFrame:
+    """Add `split` (train/valid/test), stratified per label with exact rounded per-class counts.
+
+    Depends only on the set of rows and `seed`; sorted by split, label, path with a fresh index.
+    """
+    fr = _check_fractions(fractions)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise LeukoError(f"split_seed: must be a non-negative integer, got {seed!r}")
+    data = df.sort_values(["label", "path"], kind="stable", ignore_index=True)
+    split = np.empty(len(data), dtype=object)
+    rng = np.random.default_rng(int(seed))
+    for label, group in data.groupby("label", sort=True):
+        counts = _class_counts(len(group), fr)
+        if counts is None:
+            raise LeukoError(f"{_class_where(str(label), group['path'])}: class '{label}' has only {len(group)} "
+                             f"image(s); need at least 3 to put one in each of train, valid and test")
+        order = group.index.to_numpy()[rng.permutation(len(group))]
+        n_train, n_valid, _ = counts
+        split[order[:n_train]] = "train"
+        split[order[n_train:n_train + n_valid]] = "valid"
+        split[order[n_train + n_valid:]] = "test"
+    data["split"] = split
+    rank = data["split"].map({s: i for i, s in enumerate(SPLITS)})
+    data = data.assign(_rank=rank).sort_values(["_rank", "label", "path"], kind="stable", ignore_index=True)
+    return data.drop(columns="_rank")
+
+
+def split_counts(split: pd.DataFrame) -> pd.DataFrame:
+    """Images per label and split (columns label, train, valid, test, total) plus a final `total` row."""
+    table = pd.crosstab(split["label"], split["split"]).reindex(columns=list(SPLITS), fill_value=0)
+    table = table.sort_index().astype(int)
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    table.columns.name = None
+    return table.rename_axis("label").reset_index()
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write `df` (no index) to `path` atomically: temp file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=False, lineterminator="\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,285 @@
+"""Two-phase fine-tuning of a fastai ResNet18: frozen backbone, then unfrozen, each with early stopping.
+
+The exported ``model.pkl`` references fastai and torchvision objects only, so ``load_learner`` can open it
+in a process that cannot import leukoreport.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from leukoreport.errors import LeukoError
+
+HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
+
+
+@dataclass
+class PhaseConfig:
+    """One training phase: backbone frozen or not, learning rate, epoch budget, early-stopping patience."""
+
+    frozen: bool
+    lr: float
+    max_epochs: int
+    patience: int
+
+
+@dataclass
+class Augmentation:
+    """Arguments of fastai's ``aug_transforms`` (the paper's values are the defaults here)."""
+
+    max_rotate: float = 180.0
+    do_flip: bool = True
+    flip_vert: bool = True
+    min_scale: float = 0.75
+    max_zoom: float = 1.1
+    max_warp: float = 0.2
+    max_lighting: float = 0.5
+    p_affine: float = 0.75
+    p_lighting: float = 0.75
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run besides the data and the seed."""
+
+    size: int = 224
+    batch_size: int = 32
+    pretrained: bool = True
+    schedule: str = "one_cycle"
+    phases: list[PhaseConfig] = field(default_factory=list)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    num_workers: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TrainConfig":
+        """Build from the workflow's validated config dict."""
+        phases = [
+            PhaseConfig(frozen=(name == "frozen"), **{k: config["phases"][name][k] for k in ("lr", "max_epochs", "patience")})
+            for name in ("frozen", "unfrozen")
+        ]
+        return cls(
+            size=config["size"],
+            batch_size=config["batch_size"],
+            pretrained=config["pretrained"],
+            schedule=config["schedule"],
+            phases=phases,
+            augmentation=Augmentation(**config["augmentation"]),
+            num_workers=config["num_workers"],
+            device=config["device"],
+        )
+
+
+@dataclass
+class PhaseResult:
+    """What happened in one phase; ``best_epoch`` is on the global epoch axis."""
+
+    phase: int
+    frozen: bool
+    lr: float
+    max_epochs: int
+    patience: int
+    epochs_run: int
+    best_epoch: int
+    best_valid_loss: float
+    stopped_early: bool
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` means CUDA when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LeukoError(f"config key device: '{name}' requested but CUDA is not available on this machine")
+    return name
+
+
+def describe_device(device: str) -> str:
+    """Human-readable device name for the report."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):
+    """fastai DataLoaders over the train and valid rows of ``split`` with the paper's augmentation.
+
+    Labels come from the parent folder (``parent_label``) and the split from ``IndexSplitter``, both fastai
+    objects, so the exported learner stays loadable without leukoreport.
+    """
+    from fastai.vision.all import (
+        CategoryBlock,
+        DataBlock,
+        ImageBlock,
+        IndexSplitter,
+        Resize,
+        aug_transforms,
+        parent_label,
+    )
+
+    rows = split[split["split"].isin(["train", "valid"])].reset_index(drop=True)
+    mismatch = rows[[Path(p).parent.name != lab for p, lab in zip(rows["path"], rows["label"])]]
+    if len(mismatch):
+        raise LeukoError(f"{mismatch['path'].iloc[0]}: label '{mismatch['label'].iloc[0]}' is not its folder name")
+    classes = sorted(split["label"].unique())
+    aug = cfg.augmentation
+    block = DataBlock(
+        blocks=(ImageBlock, CategoryBlock(vocab=classes)),
+        get_y=parent_label,
+        splitter=IndexSplitter(rows.index[rows["split"] == "valid"].tolist()),
+        item_tfms=Resize(cfg.size),
+        batch_tfms=aug_transforms(
+            size=cfg.size,
+            min_scale=aug.min_scale,
+            max_rotate=aug.max_rotate,
+            do_flip=aug.do_flip,
+            flip_vert=aug.flip_vert,
+            max_zoom=aug.max_zoom,
+            max_warp=aug.max_warp,
+            max_lighting=aug.max_lighting,
+            p_affine=aug.p_affine,
+            p_lighting=aug.p_lighting,
+        ),
+    )
+    items = [Path(p) for p in rows["path"]]
+    return block.dataloaders(items, bs=cfg.batch_size, num_workers=cfg.num_workers, device=device)
+
+
+def build_learner(dls, pretrained: bool):
+    """A fastai ``vision_learner`` on torchvision's resnet18 with accuracy as metric."""
+    from fastai.vision.all import accuracy, resnet18, vision_learner
+
+    return vision_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy)
+
+
+def _tracker_class():
+    """The in-memory best-weights callback (defined lazily so importing this module stays cheap)."""
+    from fastai.callback.tracker import TrackerCallback
+
+    class RestoreBest(TrackerCallback):
+        """Track valid_loss, keep the best weights in memory, time epochs, and restore the best at the end."""
+
+        def __init__(self):
+            super().__init__(monitor="valid_loss")
+            self.best_state, self.best_epoch, self.seconds = None, None, []
+
+        def before_epoch(self):
+            self._start = time.perf_counter()
+
+        def after_epoch(self):
+            super().after_epoch()
+            self.seconds.append(time.perf_counter() - self._start)
+            if self.new_best:
+                self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+                self.best_epoch = self.epoch
+
+        def after_fit(self):
+            super().after_fit()
+            if self.best_state is not None:
+                self.learn.model.load_state_dict(self.best_state)
+
+    return RestoreBest
+
+
+def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str):
+    """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored)."""
+    from fastai.callback.tracker import EarlyStoppingCallback
+
+    if phase_cfg.frozen:
+        learn.freeze()
+    else:
+        learn.unfreeze()
+    tracker = _tracker_class()()
+    stopper = EarlyStoppingCallback(monitor="valid_loss", patience=phase_cfg.patience)
+    fit = learn.fit_one_cycle if schedule == "one_cycle" else learn.fit
+    with learn.no_bar():
+        fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=[tracker, stopper])
+    names = list(learn.recorder.metric_names[1:-1])  # train_loss, valid_loss, accuracy
+    rows = []
+    for i, values in enumerate(learn.recorder.values):
+        rec = dict(zip(names, values))
+        rows.append(
+            {
+                "phase": phase_no,
+                "epoch": epoch_offset + i + 1,
+                "phase_epoch": i + 1,
+                "train_loss": float(rec["train_loss"]),
+                "valid_loss": float(rec["valid_loss"]),
+                "accuracy": float(rec["accuracy"]),
+                "seconds": round(tracker.seconds[i], 3),
+            }
+        )
+    result = PhaseResult(
+        phase=phase_no,
+        frozen=phase_cfg.frozen,
+        lr=phase_cfg.lr,
+        max_epochs=phase_cfg.max_epochs,
+        patience=phase_cfg.patience,
+        epochs_run=len(rows),
+        best_epoch=epoch_offset + tracker.best_epoch + 1,
+        best_valid_loss=float(tracker.best),
+        stopped_early=len(rows) < phase_cfg.max_epochs,
+    )
+    return rows, result
+
+
+def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None = None, init: str = ""):
+    """Seed everything, train both phases, and return ``(learner, history, info)``."""
+    import torch
+    from fastai.torch_core import set_seed
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(cfg.device)
+    set_seed(seed, reproducible=True)
+    start = time.perf_counter()
+    dls = make_dataloaders(split, cfg, device)
+    learn = build_learner(dls, cfg.pretrained)
+    rows: list[dict] = []
+    phases = []
+    for number, phase_cfg in enumerate(cfg.phases, start=1):
+        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule)
+        rows += phase_rows
+        phases.append(asdict(result))
+    info = {
+        "seed": seed,
+        "pretrained": cfg.pretrained,
+        "init": init or ("ImageNet" if cfg.pretrained else "random (pretrained: false)"),
+        "device": describe_device(device),
+        "threads": torch.get_num_threads(),
+        "size": cfg.size,
+        "batch_size": cfg.batch_size,
+        "schedule": cfg.schedule,
+        "classes": list(dls.vocab),
+        "n_train": len(dls.train_ds),
+        "n_valid": len(dls.valid_ds),
+        "seconds": round(time.perf_counter() - start, 3),
+        "phases": phases,
+    }
+    return learn, pd.DataFrame(rows, columns=HISTORY_COLUMNS), info
+
+
+def export_learner(learn, out: str | Path) -> None:
+    """``Learner.export`` to ``out`` through a temporary file, so a failed job leaves no model.pkl."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".pkl", dir=out.parent)
+    os.close(fd)
+    try:
+        learn.path = out.parent
+        learn.export(Path(tmp).name)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

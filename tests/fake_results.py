@@ -1,0 +1,172 @@
+"""Fabricate a small, internally consistent `results/` folder (docs/results.md) for report tests."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from leukoreport.metrics import compute_metrics
+
+PER_CLASS = 10  # images per class in the training data: 7 train / 1-2 valid / 1-2 test
+EXTERNAL = 4  # images in each external set, all of the first class (the other classes are absent)
+
+PHASES = [{"phase": 1, "frozen": True, "lr": 1e-3, "max_epochs": 6, "patience": 2},
+          {"phase": 2, "frozen": False, "lr": 1e-4, "max_epochs": 6, "patience": 3}]
+
+
+def fake_config(seeds=(1, 2), datasets=("test", "ext")) -> dict:
+    """A config like the workflow's, for the report's YAML dump."""
+    return {
+        "data": "data/leukocytes",
+        "external": {d: f"data/{d}" for d in datasets if d != "test"},
+        "seeds": list(seeds),
+        "split_seed": 42,
+        "split_fractions": [0.7, 0.15, 0.15],
+        "pretrained": True,
+        "size": 224,
+        "batch_size": 32,
+        "phases": [{k: p[k] for k in ("frozen", "lr", "max_epochs", "patience")} for p in PHASES],
+    }
+
+
+def _png(path: Path, size: tuple[int, int], text: str, color: tuple[int, int, int]) -> None:
+    """A placeholder PNG figure: coloured frame, a few lines and a caption."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    draw.rectangle([2, 2, w - 3, h - 3], outline=color, width=4)
+    for k in range(1, 6):
+        draw.line([(0, h * k // 6), (w, h * (6 - k) // 6)], fill=color, width=2)
+    draw.text((12, 12), text, fill=(0, 0, 0))
+    img.save(path, optimize=True)
+
+
+def _image(path: Path, color: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), color).save(path)
+
+
+def _stable(*parts: object) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+def _predictions(df: pd.DataFrame, classes: list[str], seed: int, dataset: str) -> pd.DataFrame:
+    """Fake predictions: mostly right, the first row always wrong; probabilities sum to 1."""
+    rng = np.random.default_rng(_stable(seed, dataset))
+    k = len(classes)
+    rows = []
+    for i, (path, label) in enumerate(zip(df["path"], df["label"])):
+        t = classes.index(label)
+        wrong = i == 0 or rng.random() < 0.2
+        p = t if not wrong else (t + 1 + int(rng.integers(0, k - 1))) % k
+        probs = rng.random(k) * 0.2
+        probs[p] = 1.0 + rng.random()
+        probs = probs / probs.sum()
+        row = {"path": path, "label": label, "prediction": classes[p]}
+        row.update({f"prob_{c}": float(probs[j]) for j, c in enumerate(classes)})
+        row["loss"] = float(-np.log(probs[t]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _training(seed: int, classes: list[str], n_train: int, n_valid: int) -> tuple[pd.DataFrame, dict]:
+    """history.csv rows and train.json for one seed, consistent with each other."""
+    rng = np.random.default_rng(seed)
+    history, phases, epoch = [], [], 0
+    for ph in PHASES:
+        run = int(rng.integers(3, ph["max_epochs"] + 1))
+        first = epoch + 1
+        losses = []
+        for pe in range(1, run + 1):
+            epoch += 1
+            valid_loss = float(0.5 / (epoch + 1) + rng.random() * 0.05)
+            losses.append(valid_loss)
+            history.append({"phase": ph["phase"], "epoch": epoch, "phase_epoch": pe,
+                            "train_loss": float(0.6 / epoch), "valid_loss": valid_loss,
+                            "accuracy": float(min(1.0, 0.7 + 0.05 * epoch)), "seconds": float(10 + rng.random())})
+        best = int(np.argmin(losses))
+        phases.append({**ph, "epochs_run": run, "best_epoch": first + best, "best_valid_loss": losses[best],
+                       "stopped_early": run < ph["max_epochs"]})
+    hist = pd.DataFrame(history)
+    train = {"seed": seed, "split_seed": 42, "pretrained": True, "init": "ImageNet (torchvision IMAGENET1K_V1)",
+             "device": "cpu (x86_64)", "threads": 2, "size": 224, "batch_size": 32, "classes": classes,
+             "n_train": n_train, "n_valid": n_valid, "seconds": round(float(hist["seconds"].sum()) + 5.0, 1),
+             "phases": phases}
+    return hist, train
+
+
+def _csv(df: pd.DataFrame, path: Path, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, **kwargs)
+
+
+def _json(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classes=("a", "b", "c"),
+                      file_prefix: str = "img") -> Path:
+    """Write images under root/data and a complete results folder root/results; return root/results."""
+    root = Path(root)
+    classes = list(classes)
+    results = root / "results"
+    colors = [(200, 60, 60), (60, 160, 60), (60, 60, 200), (160, 160, 40), (120, 40, 160)]
+
+    # training data and split: per class PER_CLASS images -> 7 train, rest alternating valid/test
+    rows = []
+    for ci, c in enumerate(classes):
+        for i in range(PER_CLASS):
+            rel = f"data/leukocytes/{c}/{file_prefix}_{ci}_{i:03d}.png"
+            _image(root / rel, colors[ci % len(colors)])
+            split = "train" if i < 7 else ("valid" if i % 2 else "test")
+            rows.append({"path": rel, "label": c, "split": split})
+    split = pd.DataFrame(rows)
+    _csv(split, results / "data" / "split.csv")
+
+    sets = {"test": split[split["split"] == "test"][["path", "label"]].reset_index(drop=True)}
+    for name in datasets:
+        if name == "test":
+            continue
+        ext = []
+        for i in range(EXTERNAL):
+            rel = f"data/{name}/{classes[0]}/{file_prefix}_ext_{i:03d}.png"
+            _image(root / rel, colors[0])
+            ext.append({"path": rel, "label": classes[0]})
+        sets[name] = pd.DataFrame(ext)
+        _csv(sets[name], results / "data" / "external" / f"{name}.csv")
+
+    _json({"pretrained": True, "init": "ImageNet (torchvision IMAGENET1K_V1)",
+           "path": "/cache/torch/hub/checkpoints/resnet18-f37072fd.pth",
+           "sha256": "f37072fd" + "0" * 56}, results / "weights" / "resnet18.json")
+
+    n_train = int((split["split"] == "train").sum())
+    n_valid = int((split["split"] == "valid").sum())
+    for seed in seeds:
+        folder = results / "seeds" / str(seed)
+        hist, train = _training(seed, classes, n_train, n_valid)
+        _csv(hist, folder / "history.csv")
+        _json(train, folder / "train.json")
+        _png(folder / "loss_curves.png", (1200, 675), f"loss curves seed {seed}", (40, 90, 200))
+        for name in datasets:
+            out = folder / name
+            pred = _predictions(sets[name], classes, seed, name)
+            _csv(pred, out / "predictions.csv")
+            _json(compute_metrics(pred, classes, name, seed), out / "metrics.json")
+            _png(out / "confusion.png", (1650, 675), f"confusion {seed} {name}", (200, 90, 40))
+            _png(out / "per_class.png", (1200, 600), f"per class {seed} {name}", (40, 160, 90))
+            n_err = int((pred["label"] != pred["prediction"]).sum())
+            _png(out / "errors.png", (1200, 260 * ((n_err + 4) // 5)), f"errors {seed} {name}", (150, 40, 150))
+
+    bench = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (results / "benchmarks").mkdir(parents=True, exist_ok=True)
+    (results / "benchmarks" / "split.tsv").write_text(bench + "2.5000\t0:00:02\t150.2\t900.1\t140.0\t141.0\t1.0\t0.2\t50.0\t1.3\n")
+    (results / "benchmarks" / f"train_seed{seeds[0]}.tsv").write_text(
+        bench + "812.4000\t0:13:32\t2048.7\t5000.0\t2000.0\t2010.0\t100.0\t50.0\t190.0\t1500.0\n")
+    return results

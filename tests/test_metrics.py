@@ -1,0 +1,217 @@
+"""Metrics against hand-computed values, JSON writing and predictions.csv checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leukoreport.errors import LeukoError
+from leukoreport.metrics import compute_metrics, prob_columns, read_predictions, write_json
+
+FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+
+
+def make_pred(labels: list[str], preds: list[str], classes: list[str],
+              losses: list[float] | None = None) -> pd.DataFrame:
+    """A predictions table: 0.9 on the predicted class, the rest shared evenly."""
+    rest = 0.1 / (len(classes) - 1)
+    rows = []
+    for i, (y, p) in enumerate(zip(labels, preds)):
+        row = {"path": f"data/img_{i}.jpg", "label": y, "prediction": p}
+        row.update({f"prob_{c}": (0.9 if c == p else rest) for c in classes})
+        row["loss"] = losses[i] if losses is not None else 0.1
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_prob_columns():
+    assert prob_columns(["a", "b"]) == ["prob_a", "prob_b"]
+
+
+def test_three_classes_ten_items_by_hand():
+    classes = ["a", "b", "c"]
+    labels = ["a", "a", "a", "a", "b", "b", "b", "c", "c", "c"]
+    preds = ["a", "a", "a", "c", "b", "b", "a", "c", "c", "c"]
+    losses = [0.1, 0.2, 0.3, 1.5, 0.1, 0.2, 2.0, 0.1, 0.1, 0.4]  # sum 5.0 -> mean 0.5
+    m = compute_metrics(make_pred(labels, preds, classes, losses), classes, "test", 7)
+    # rows = true, columns = predicted
+    # a: 3 a, 0 b, 1 c ; b: 1 a, 2 b, 0 c ; c: 0 a, 0 b, 3 c
+    assert m["confusion_matrix"] == {"labels": classes,
+                                     "matrix": [[3, 0, 1], [1, 2, 0], [0, 0, 3]]}
+    assert (m["dataset"], m["seed"], m["n"], m["n_correct"]) == ("test", 7, 10, 8)
+    assert m["accuracy"] == pytest.approx(0.8)  # 8/10
+    pc = m["per_class"]
+    # predicted counts = column sums: a 4, b 2, c 4; support = row sums: 4, 3, 3
+    assert [pc[c]["predicted"] for c in classes] == [4, 2, 4]
+    assert [pc[c]["support"] for c in classes] == [4, 3, 3]
+    # precision: a 3/4, b 2/2, c 3/4
+    assert pc["a"]["precision"] == pytest.approx(0.75)
+    assert pc["b"]["precision"] == pytest.approx(1.0)
+    assert pc["c"]["precision"] == pytest.approx(0.75)
+    # recall: a 3/4, b 2/3, c 3/3
+    assert pc["a"]["recall"] == pytest.approx(0.75)
+    assert pc["b"]["recall"] == pytest.approx(2 / 3)
+    assert pc["c"]["recall"] == pytest.approx(1.0)
+    # F1: a 0.75 ; b 2*1*(2/3)/(5/3) = 0.8 ; c 2*0.75*1/1.75 = 6/7
+    assert pc["a"]["f1"] == pytest.approx(0.75)
+    assert pc["b"]["f1"] == pytest.approx(0.8)
+    assert pc["c"]["f1"] == pytest.approx(6 / 7)
+    # balanced accuracy = (3/4 + 2/3 + 1)/3 = 29/36 ; macro F1 = (3/4 + 4/5 + 6/7)/3 = 337/420
+    assert m["balanced_accuracy"] == pytest.approx(29 / 36)
+    assert m["macro_f1"] == pytest.approx(337 / 420)
+    assert m["mean_loss"] == pytest.approx(0.5)
+    assert m["classes"] == classes and m["classes_present"] == classes
+    assert all(pc[c]["present"] is True for c in classes)
+
+
+def test_key_order_and_plain_types():
+    classes = ["a", "b", "c"]
+    m = compute_metrics(make_pred(["a", "b", "c"], ["a", "c", "c"], classes), classes, "x", 1)
+    assert list(m) == ["dataset", "seed", "n", "n_correct", "accuracy", "balanced_accuracy",
+                       "macro_f1", "mean_loss", "classes", "classes_present", "per_class",
+                       "confusion_matrix"]
+    assert list(m["per_class"]["a"]) == ["present", "support", "predicted", "precision",
+                                         "recall", "f1"]
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "mean_loss"):
+        assert type(m[key]) is float
+    for key in ("seed", "n", "n_correct"):
+        assert type(m[key]) is int
+    for entry in m["per_class"].values():
+        assert type(entry["present"]) is bool
+        assert type(entry["support"]) is int and type(entry["predicted"]) is int
+        assert type(entry["precision"]) is float
+    assert all(type(v) is int for row in m["confusion_matrix"]["matrix"] for v in row)
+    json.dumps(m, allow_nan=False)
+
+
+def test_one_class_only_all_correct():
+    # 9 monocytes, all predicted monocyte
+    m = compute_metrics(make_pred(["monocyte"] * 9, ["monocyte"] * 9, FIVE), FIVE, "ext", 42)
+    assert (m["n"], m["n_correct"], m["accuracy"]) == (9, 9, 1.0)
+    assert m["classes_present"] == ["monocyte"]
+    assert m["balanced_accuracy"] == 1.0 and m["macro_f1"] == 1.0
+    mono = m["per_class"]["monocyte"]
+    assert mono == {"present": True, "support": 9, "predicted": 9,
+                    "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    for c in FIVE:
+        if c != "monocyte":
+            assert m["per_class"][c] == {"present": False, "support": 0, "predicted": 0,
+                                         "precision": None, "recall": None, "f1": None}
+    assert m["confusion_matrix"]["matrix"][3] == [0, 0, 0, 9, 0]
+    assert sum(map(sum, m["confusion_matrix"]["matrix"])) == 9
+
+
+def test_absent_class_that_is_predicted_stays_null():
+    # 4 monocytes: 2 predicted monocyte, 2 predicted eosinophil (absent from the set)
+    labels = ["monocyte"] * 4
+    preds = ["monocyte", "eosinophil", "monocyte", "eosinophil"]
+    m = compute_metrics(make_pred(labels, preds, FIVE), FIVE, "ext", 1)
+    eos = m["per_class"]["eosinophil"]
+    assert eos == {"present": False, "support": 0, "predicted": 2,
+                   "precision": None, "recall": None, "f1": None}
+    mono = m["per_class"]["monocyte"]
+    # precision 2/2 = 1, recall 2/4 = 0.5, F1 = 2*1*0.5/1.5 = 2/3
+    assert mono["precision"] == pytest.approx(1.0)
+    assert mono["recall"] == pytest.approx(0.5)
+    assert mono["f1"] == pytest.approx(2 / 3)
+    # means over the one present class only
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+    assert m["macro_f1"] == pytest.approx(2 / 3)
+
+
+def test_present_class_never_predicted_has_precision_zero():
+    classes = ["a", "b", "c"]
+    labels = ["a", "a", "b", "b", "c"]
+    preds = ["a", "a", "a", "a", "c"]
+    m = compute_metrics(make_pred(labels, preds, classes), classes, "test", 0)
+    b = m["per_class"]["b"]
+    assert b == {"present": True, "support": 2, "predicted": 0,
+                 "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    # a: precision 2/4 = 0.5, recall 2/2 = 1, F1 = 2*0.5*1/1.5 = 2/3 ; c: all 1
+    assert m["per_class"]["a"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["a"]["f1"] == pytest.approx(2 / 3)
+    # accuracy 3/5 ; balanced (1 + 0 + 1)/3 = 2/3 ; macro F1 (2/3 + 0 + 1)/3 = 5/9
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx(5 / 9)
+
+
+def test_perfect_predictions():
+    labels = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"] * 3
+    m = compute_metrics(make_pred(labels, labels, FIVE), FIVE, "test", 3)
+    assert m["accuracy"] == 1.0 and m["balanced_accuracy"] == 1.0 and m["macro_f1"] == 1.0
+    assert m["n_correct"] == m["n"] == 15
+    assert m["classes_present"] == FIVE
+    assert m["confusion_matrix"]["matrix"] == [[3 if i == j else 0 for j in range(5)]
+                                               for i in range(5)]
+    for c in FIVE:
+        assert m["per_class"][c] == {"present": True, "support": 3, "predicted": 3,
+                                     "precision": 1.0, "recall": 1.0, "f1": 1.0}
+
+
+def test_compute_metrics_rejects_unknown_labels_and_empty():
+    with pytest.raises(LeukoError, match="label"):
+        compute_metrics(make_pred(["zzz"], ["a"], ["a", "b"]), ["a", "b"], "test", 0)
+    with pytest.raises(LeukoError, match="no rows"):
+        compute_metrics(make_pred([], [], ["a", "b"]), ["a", "b"], "test", 0)
+
+
+def test_write_json_round_trip(tmp_path: Path):
+    m = compute_metrics(make_pred(["monocyte"] * 3, ["monocyte", "monocyte", "neutrophil"], FIVE),
+                        FIVE, "ext", 5)
+    out = tmp_path / "deep" / "er" / "metrics.json"
+    write_json(m, out)
+    assert json.loads(out.read_text()) == m
+    text = out.read_text()
+    assert '"precision": null' in text and text.startswith('{\n  "dataset"')
+    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]  # no temp file left
+    write_json({"replaced": True}, out)
+    assert json.loads(out.read_text()) == {"replaced": True}
+
+
+def test_write_json_rejects_nan(tmp_path: Path):
+    with pytest.raises(LeukoError, match="x.json"):
+        write_json({"v": float("nan")}, tmp_path / "x.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_predictions_ok(tmp_path: Path):
+    classes = ["a", "b"]
+    path = tmp_path / "predictions.csv"
+    make_pred(["a", "b"], ["a", "a"], classes).to_csv(path, index=False)
+    pred = read_predictions(path, classes)
+    assert list(pred["label"]) == ["a", "b"]
+    assert pred["prob_a"].dtype == float
+
+
+@pytest.mark.parametrize("drop", ["path", "label", "prediction", "prob_b", "loss"])
+def test_read_predictions_missing_column(tmp_path: Path, drop: str):
+    path = tmp_path / "predictions.csv"
+    make_pred(["a"], ["a"], ["a", "b"]).drop(columns=[drop]).to_csv(path, index=False)
+    with pytest.raises(LeukoError, match=rf"predictions\.csv.*{drop}"):
+        read_predictions(path, ["a", "b"])
+
+
+@pytest.mark.parametrize("column", ["label", "prediction"])
+def test_read_predictions_unknown_class(tmp_path: Path, column: str):
+    path = tmp_path / "predictions.csv"
+    df = make_pred(["a", "b"], ["a", "b"], ["a", "b"])
+    df.loc[1, column] = "platelet"
+    df.to_csv(path, index=False)
+    with pytest.raises(LeukoError, match=rf"predictions\.csv.*{column}.*platelet"):
+        read_predictions(path, ["a", "b"])
+
+
+def test_read_predictions_missing_file_and_bad_numbers(tmp_path: Path):
+    with pytest.raises(LeukoError, match="nope.csv"):
+        read_predictions(tmp_path / "nope.csv", ["a"])
+    path = tmp_path / "predictions.csv"
+    df = make_pred(["a"], ["a"], ["a", "b"])
+    df["loss"] = ["oops"]
+    df.to_csv(path, index=False)
+    with pytest.raises(LeukoError, match=r"predictions\.csv.*loss"):
+        read_predictions(path, ["a", "b"])

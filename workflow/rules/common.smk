@@ -1,0 +1,33 @@
+from snakemake.utils import validate
+
+from leukoreport.config import check_config
+
+
+check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+SEEDS = [int(s) for s in config["seeds"]]
+EXTERNAL = dict(config["external"])
+DATASETS = ["test"] + list(EXTERNAL)
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    dataset="|".join(DATASETS),
+    name="|".join(EXTERNAL) or "(?!)",
+
+
+def dataset_images(wildcards):
+    """The image list a dataset is evaluated on: the split for `test`, else the checked external CSV."""
+    if wildcards.dataset == "test":
+        return "results/data/split.csv"
+    return f"results/data/external/{wildcards.dataset}.csv"
+
+
+def train_params():
+    """The training part of the config, passed to the train script."""
+    keys = ["size", "batch_size", "pretrained", "schedule", "phases", "augmentation", "num_workers", "device"]
+    return {key: config[key] for key in keys}

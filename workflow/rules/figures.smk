@@ -1,0 +1,36 @@
+rule plot_training:
+    input:
+        history="results/seeds/{seed}/history.csv",
+        info="results/seeds/{seed}/train.json",
+    output:
+        "results/seeds/{seed}/loss_curves.png",
+    log:
+        "results/logs/plot_training_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/plot_training_seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_training.py"
+
+
+rule plot_dataset:
+    input:
+        predictions="results/seeds/{seed}/{dataset}/predictions.csv",
+        metrics="results/seeds/{seed}/{dataset}/metrics.json",
+    output:
+        confusion="results/seeds/{seed}/{dataset}/confusion.png",
+        per_class="results/seeds/{seed}/{dataset}/per_class.png",
+        errors="results/seeds/{seed}/{dataset}/errors.png",
+    log:
+        "results/logs/plot_dataset_seed{seed}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/plot_dataset_seed{seed}_{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_dataset.py"

@@ -1,0 +1,15 @@
+"""Confusion matrix, per-class metrics and error gallery of one seed on one dataset."""
+
+import json
+
+from leukoreport.figures import plot_confusion, plot_error_gallery, plot_per_class
+from leukoreport.logs import step_log
+from leukoreport.metrics import read_predictions
+
+with step_log(snakemake.log[0]):
+    metrics = json.loads(open(snakemake.input.metrics).read())
+    predictions = read_predictions(snakemake.input.predictions, metrics["classes"])
+    plot_confusion(metrics, snakemake.output.confusion)
+    plot_per_class(metrics, snakemake.output.per_class)
+    n_errors = plot_error_gallery(predictions, metrics["classes"], snakemake.output.errors)
+    print(f"{n_errors} misclassified images")

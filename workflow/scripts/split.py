@@ -1,0 +1,11 @@
+"""Discover and check the training images, then write the stratified split."""
+
+from leukoreport.data import discover, stratified_split, subsample, write_csv
+from leukoreport.logs import step_log
+
+with step_log(snakemake.log[0]):
+    images = discover(snakemake.input[0])
+    images = subsample(images, snakemake.params.max_per_class, snakemake.params.seed)
+    split = stratified_split(images, tuple(snakemake.params.fractions), snakemake.params.seed)
+    write_csv(split, snakemake.output[0])
+    print(split.groupby(["label", "split"]).size().unstack())

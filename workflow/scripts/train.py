@@ -1,0 +1,21 @@
+"""Train one seed with the two-phase recipe and export the learner."""
+
+import json
+
+import pandas as pd
+
+from leukoreport.data import write_csv
+from leukoreport.logs import step_log
+from leukoreport.metrics import write_json
+from leukoreport.train import TrainConfig, export_learner, train
+
+with step_log(snakemake.log[0]):
+    split = pd.read_csv(snakemake.input.split)
+    weights = json.loads(open(snakemake.input.weights).read())
+    cfg = TrainConfig.from_config(snakemake.params.train)
+    learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"])
+    info["split_seed"] = snakemake.params.split_seed
+    export_learner(learn, snakemake.output.model)
+    write_csv(history, snakemake.output.history)
+    write_json(info, snakemake.output.info)
+    print(history.to_string(index=False))

@@ -1,0 +1,10 @@
+"""Check (and if allowed, download) the ImageNet weights before any training starts."""
+
+from leukoreport.logs import step_log
+from leukoreport.metrics import write_json
+from leukoreport.weights import check_weights
+
+with step_log(snakemake.log[0]):
+    info = check_weights(snakemake.params.pretrained, download=snakemake.params.download)
+    write_json(info.to_dict(), snakemake.output[0])
+    print(info)
