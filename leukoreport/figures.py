@@ -259,6 +259,7 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out: str | Path,
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 2.3 * nrows + 0.4),
                                  squeeze=False, layout="constrained")
+        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.06)
         for ax in axes.flat:
             ax.axis("off")
         for ax, (_, row) in zip(axes.flat, errors.iterrows()):

@@ -152,17 +152,28 @@ def accuracy_text(accuracy: float | None, n_correct: int, n: int) -> str:
     return f"{pct(accuracy)} ({n_correct}/{n})"
 
 
-def mean_sd(values: list[float | None], kind: str) -> str:
-    """'mean ± SD' (sample SD) of values; kind 'pct' (SD in percentage points), 'num' or 'seconds'."""
+@dataclass(frozen=True)
+class MeanSD:
+    """A formatted 'mean ± SD'; str() gives the one-line text, the template may stack the parts."""
+
+    mean: str
+    sd: str
+
+    def __str__(self) -> str:
+        return self.mean if self.sd == "" else f"{self.mean} ± {self.sd}"
+
+
+def mean_sd(values: list[float | None], kind: str) -> MeanSD:
+    """Mean and sample SD of values; kind 'pct' (SD in percentage points), 'num' or 'seconds'."""
     vals = [float(v) for v in values if not _missing(v)]
     if len(vals) < 2:
-        return DASH
+        return MeanSD(DASH, "")
     mean, sd = statistics.mean(vals), statistics.stdev(vals)
     if kind == "pct":
-        return f"{100 * mean:.2f}% ± {100 * sd:.2f}"
+        return MeanSD(f"{100 * mean:.2f}%", f"{100 * sd:.2f}")
     if kind == "seconds":
-        return f"{mean:.1f} ± {sd:.1f} s"
-    return f"{mean:.4f} ± {sd:.4f}"
+        return MeanSD(f"{mean:.1f} s", f"{sd:.1f} s")
+    return MeanSD(f"{mean:.4f}", f"{sd:.4f}")
 
 
 # --------------------------------------------------------------------------- reading files

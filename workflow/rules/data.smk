@@ -7,6 +7,8 @@ rule split:
         seed=config["split_seed"],
         fractions=config["split_fractions"],
         max_per_class=config["max_per_class"],
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/split.log",
     benchmark:
@@ -25,6 +27,8 @@ rule external:
         split="results/data/split.csv",
     output:
         "results/data/external/{name}.csv",
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/external_{name}.log",
     benchmark:

@@ -7,6 +7,8 @@ rule evaluate:
         metrics="results/seeds/{seed}/{dataset}/metrics.json",
     params:
         batch_size=config["eval_batch_size"],
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/evaluate_seed{seed}_{dataset}.log",
     benchmark:

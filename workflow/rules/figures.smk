@@ -4,6 +4,8 @@ rule plot_training:
         info="results/seeds/{seed}/train.json",
     output:
         "results/seeds/{seed}/loss_curves.png",
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/plot_training_seed{seed}.log",
     benchmark:
@@ -24,6 +26,8 @@ rule plot_dataset:
         confusion="results/seeds/{seed}/{dataset}/confusion.png",
         per_class="results/seeds/{seed}/{dataset}/per_class.png",
         errors="results/seeds/{seed}/{dataset}/errors.png",
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/plot_dataset_seed{seed}_{dataset}.log",
     benchmark:

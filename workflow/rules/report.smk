@@ -27,6 +27,8 @@ rule report_html:
         config=config,
         seeds=SEEDS,
         datasets=DATASETS,
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/report_html.log",
     benchmark:
@@ -44,6 +46,8 @@ rule report_pdf:
         "results/report/report.html",
     output:
         "results/report/report.pdf",
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/report_pdf.log",
     benchmark:

@@ -4,6 +4,8 @@ rule weights:
     params:
         pretrained=config["pretrained"],
         download=config["download_weights"],
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/weights.log",
     benchmark:
@@ -27,6 +29,8 @@ rule train:
     params:
         train=train_params(),
         split_seed=config["split_seed"],
+    conda:
+        "../envs/leukoreport.yaml"
     log:
         "results/logs/train_seed{seed}.log",
     benchmark:

@@ -1,0 +1,203 @@
+"""Tests for leukoreport.report: context numbers, HTML content and escaping, PDF, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_results import fake_config, make_fake_results  # noqa: E402
+
+from leukoreport import report  # noqa: E402
+from leukoreport.errors import LeukoError  # noqa: E402
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+SEEDS = (3, 11)
+DATASETS = ("test", "ext")
+RUN_INFO = report.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234 (modified)",
+                          packages={"torch": "9.9.9", "pandas": "2.3.3"}, device="CPU: x86_64, 2 cores",
+                          python="3.11.7")
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    """One fake results folder, its context and rendered HTML, shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("proj")
+    results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
+    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), list(SEEDS), list(DATASETS), RUN_INFO)
+    html = report.render_html(ctx, TEMPLATES)
+    return results, ctx, html
+
+
+def _expected(results: Path, seed: int, dataset: str) -> dict:
+    """Independent recomputation from predictions.csv."""
+    pred = pd.read_csv(results / "seeds" / str(seed) / dataset / "predictions.csv")
+    n = len(pred)
+    ok = int((pred["label"] == pred["prediction"]).sum())
+    recalls = [float((g["prediction"] == label).mean()) for label, g in pred.groupby("label")]
+    wrong = pred[pred["label"] != pred["prediction"]]
+    return {"accuracy": f"{100 * ok / n:.2f}% ({ok}/{n})",
+            "balanced_accuracy": f"{100 * sum(recalls) / len(recalls):.2f}%",
+            "errors": sorted(wrong["path"]), "present": set(pred["label"])}
+
+
+def test_formatting_helpers():
+    assert report.pct(0.99467) == "99.47%"
+    assert report.pct(None) == "—"
+    assert report.num(None) == "—"
+    assert report.accuracy_text(373 / 375, 373, 375) == "99.47% (373/375)"
+    assert report.hms(812.4) == "0:13:32"
+    assert report.lr(1e-4) == "0.0001"
+    assert str(report.mean_sd([0.9, 1.0], "pct")) == "95.00% ± 7.07"
+    assert str(report.mean_sd([0.9], "pct")) == "—"
+
+
+def test_context_numbers_match_predictions(fake):
+    results, ctx, _ = fake
+    assert [s["seed"] for s in ctx["seeds"]] == list(SEEDS)
+    for i, seed in enumerate(SEEDS):
+        row = ctx["summary"]["rows"][i]
+        for j, dataset in enumerate(DATASETS):
+            exp = _expected(results, seed, dataset)
+            d = ctx["seeds"][i]["datasets"][j]
+            assert d["name"] == dataset
+            assert d["accuracy"] == exp["accuracy"]
+            assert row["cells"][j]["accuracy"] == exp["accuracy"]
+            assert d["balanced_accuracy"] == exp["balanced_accuracy"]
+            assert sorted(e["file"] for e in d["errors"]) == exp["errors"]
+            assert d["n_errors"] == len(exp["errors"]) >= 1
+            for r in d["per_class"]:
+                if r["label"] in exp["present"]:
+                    assert r["present"] and r["recall"].endswith("%")
+                else:  # absent classes are "absent", never 0
+                    assert not r["present"] and (r["precision"], r["recall"], r["f1"]) == ("absent",) * 3
+            cm = d["confusion"]
+            assert cm["total"] == sum(r["total"] for r in cm["rows"]) == d["n"]
+    # mean ± SD row over the two seeds
+    accs = [float(_expected(results, s, "test")["accuracy"].split("%")[0]) for s in SEEDS]
+    mean = ctx["summary"]["mean"]["cells"][0]["accuracy"]
+    assert mean.mean == f"{sum(accs) / 2:.2f}%"
+    # split counts, external counts, benchmarks, weights, recipe from the files
+    split = pd.read_csv(results / "data" / "split.csv")
+    total = ctx["data"]["split_rows"][-1]
+    assert total["label"] == "total" and total["total"] == len(split)
+    assert total["test"] == int((split["split"] == "test").sum())
+    ext = ctx["data"]["external"][0]
+    assert ext["name"] == "ext" and ext["total"] == len(pd.read_csv(results / "data" / "external" / "ext.csv"))
+    assert [b["job"] for b in ctx["benchmarks"]["rows"]] == ["split", f"train_seed{SEEDS[0]}"]
+    assert ctx["benchmarks"]["total_seconds"] == "814.9 s"
+    assert ctx["weights"]["init"] == "ImageNet (torchvision IMAGENET1K_V1)"
+    assert [p["lr"] for p in ctx["recipe"]["phases"]] == ["0.001", "0.0001"]
+    assert ctx["data"]["citation"].startswith("PBC dataset, Acevedo et al. (2020)")
+
+
+def test_single_seed_has_no_mean_row(tmp_path):
+    results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
+    ctx = report.build_context(results, {"data_citation": "My citation"}, [5], ["test"], RUN_INFO)
+    assert ctx["summary"]["mean"] is None
+    assert ctx["data"]["citation"] == "My citation"
+    html = report.render_html(ctx, TEMPLATES)
+    assert "mean ± SD" not in html and "My citation" in html
+
+
+def test_html_shows_every_seed_dataset_and_figure(fake):
+    _, ctx, html = fake
+    assert report.TITLE in html
+    for seed in SEEDS:
+        assert f"Seed {seed}" in html
+    for dataset in DATASETS:
+        assert dataset in html
+    assert "abc1234 (modified)" in html and "torch" in html and "9.9.9" in html
+    assert "train_seed3" in html
+    # loss curves per seed + 3 figures per seed and dataset, all embedded
+    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 3 * len(DATASETS))
+    assert 'src="seeds/' not in html and "file://" not in html
+    assert "absent" in html
+
+
+def test_autoescape_malicious_names(tmp_path):
+    evil = "<script>alert('x')"
+    results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",), classes=("a", evil, "c"),
+                                file_prefix="<script>f")
+    config = {"note": "<script>cfg</script>"}
+    ctx = report.build_context(results, config, [1], ["test"], RUN_INFO)
+    html = report.render_html(ctx, TEMPLATES)
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(&#39;x&#39;)" in html  # class name
+    assert "&lt;script&gt;f_" in html  # file name, in the misclassified table or split paths
+    assert "&lt;script&gt;cfg&lt;/script&gt;" in html  # config value
+
+
+def test_missing_file_raises_naming_it(tmp_path):
+    results = make_fake_results(tmp_path, seeds=(1, 2), datasets=("test", "ext"))
+    target = results / "seeds" / "2" / "ext" / "metrics.json"
+    target.unlink()
+    with pytest.raises(LeukoError, match=r"seeds/2/ext/metrics\.json"):
+        report.build_context(results, {}, [1, 2], ["test", "ext"], RUN_INFO)
+    fig = results / "seeds" / "1" / "test" / "errors.png"
+    fig.unlink()
+    with pytest.raises(LeukoError, match=r"seeds/1/test/errors\.png"):
+        report.build_context(results, {}, [1], ["test"], RUN_INFO)
+
+
+def test_missing_data_files_raise(tmp_path):
+    results = make_fake_results(tmp_path, seeds=(1,), datasets=("test", "ext"))
+    (results / "data" / "external" / "ext.csv").unlink()
+    with pytest.raises(LeukoError, match=r"data/external/ext\.csv"):
+        report.build_context(results, {}, [1], ["test", "ext"], RUN_INFO)
+    (results / "weights" / "resnet18.json").unlink()
+    with pytest.raises(LeukoError, match=r"weights/resnet18\.json"):
+        report.build_context(results, {}, [1], ["test"], RUN_INFO)
+
+
+def test_pdf_written_and_readable(fake, tmp_path):
+    from pypdf import PdfReader
+
+    _, _, html = fake
+    html_path, pdf_path = tmp_path / "report" / "report.html", tmp_path / "report" / "report.pdf"
+    report.write_html(html, html_path)
+    assert html_path.read_text(encoding="utf-8") == html
+    report.write_pdf(html_path, pdf_path)
+    reader = PdfReader(str(pdf_path))
+    assert len(reader.pages) >= 2
+    text = " ".join(page.extract_text() or "" for page in reader.pages)
+    assert "rerun report" in text and "Page 1 of" in text
+    assert sorted(p.name for p in pdf_path.parent.iterdir()) == ["report.html", "report.pdf"]
+
+
+def test_write_pdf_without_html_leaves_nothing(tmp_path):
+    pdf = tmp_path / "out" / "report.pdf"
+    with pytest.raises(LeukoError, match="report.html"):
+        report.write_pdf(tmp_path / "report.html", pdf)
+    assert not pdf.exists()
+    assert not pdf.parent.exists() or list(pdf.parent.iterdir()) == []
+
+
+def test_interrupted_writes_leave_no_partial_files(tmp_path, monkeypatch):
+    out = tmp_path / "report.html"
+    report.write_html("<p>old</p>", out)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        report.write_html("<p>new</p>", out)
+    with pytest.raises(OSError):
+        report.write_pdf(out, tmp_path / "report.pdf")
+    assert out.read_text() == "<p>old</p>"  # the previous complete file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_collect_run_info(tmp_path):
+    info = report.collect_run_info(tmp_path)  # not a git repository
+    assert info.git_commit == "unknown"
+    assert set(report.PACKAGES) <= set(info.packages)
+    assert info.packages["pandas"] == pd.__version__
+    assert info.device.startswith(("CPU: ", "CUDA: "))
+    assert info.python and info.date

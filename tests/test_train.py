@@ -1,0 +1,75 @@
+"""Two-phase training on tiny synthetic data: history, restored best weights, determinism, export."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from leukoreport.train import HISTORY_COLUMNS, PhaseConfig, TrainConfig, export_learner, train
+
+CFG = TrainConfig(
+    size=32,
+    batch_size=8,
+    pretrained=False,
+    phases=[PhaseConfig(True, 1e-2, 3, 1), PhaseConfig(False, 1e-3, 3, 2)],
+    device="cpu",
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_split):
+    return train(tiny_split, CFG, seed=7, threads=1)
+
+
+def test_history_columns_and_epoch_axis(trained):
+    _, history, info = trained
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(history["epoch"]) == list(range(1, len(history) + 1))
+    for phase in info["phases"]:
+        rows = history[history["phase"] == phase["phase"]]
+        assert len(rows) == phase["epochs_run"] <= phase["max_epochs"]
+        assert list(rows["phase_epoch"]) == list(range(1, len(rows) + 1))
+        # the best epoch is the argmin of valid_loss within the phase, on the global axis
+        best = rows.loc[rows["valid_loss"].idxmin()]
+        assert phase["best_epoch"] == best["epoch"]
+        assert phase["best_valid_loss"] == pytest.approx(best["valid_loss"])
+        assert phase["stopped_early"] == (len(rows) < phase["max_epochs"])
+    assert info["n_train"] == 18 and info["n_valid"] == 6
+    assert info["classes"] == ["alpha", "beta", "gamma"]
+
+
+def test_best_weights_restored(trained, tiny_split):
+    """After training, the model's validation loss is the best of the last phase (weights restored)."""
+    learn, history, info = trained
+    valid_loss = learn.validate()[0]
+    assert valid_loss == pytest.approx(info["phases"][-1]["best_valid_loss"], rel=1e-4)
+
+
+def test_same_seed_same_history(trained, tiny_split):
+    _, again, _ = train(tiny_split, CFG, seed=7, threads=1)
+    _, history, _ = trained
+    cols = ["train_loss", "valid_loss", "accuracy"]
+    assert history[cols].equals(again[cols])
+
+
+def test_export_loads_without_leukoreport(trained, tiny_split, tmp_path):
+    learn, _, _ = trained
+    out = tmp_path / "model.pkl"
+    export_learner(learn, out)
+    assert out.is_file() and not list(tmp_path.glob(".model-*"))
+    image = tiny_split["path"].iloc[0]
+    code = (
+        "import sys; sys.modules['leukoreport'] = None\n"
+        "from fastai.vision.all import load_learner\n"
+        f"learn = load_learner({str(out)!r})\n"
+        f"pred, idx, probs = learn.predict({image!r})\n"
+        "print('PRED', pred, float(probs.sum()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith("PRED")][0]
+    _, pred, total = line.split()
+    assert pred in {"alpha", "beta", "gamma"}
+    assert float(total) == pytest.approx(1.0, abs=1e-5)
