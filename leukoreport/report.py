@@ -464,6 +464,18 @@ def _weights(results_dir: Path) -> dict:
             "path": w.get("path") or DASH, "sha256": w.get("sha256") or DASH}
 
 
+def config_yaml(config: dict) -> str:
+    """The config as block YAML (values YAML cannot represent are written as text)."""
+    if not config:
+        return "(empty)"
+    try:
+        text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    except yaml.YAMLError:
+        plain = json.loads(json.dumps(config, default=str))
+        text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return text.rstrip()
+
+
 def build_context(results_dir: str | Path, config: dict, seeds: list[int], datasets: list[str],
                   run_info: RunInfo) -> dict:
     """Everything the template shows, formatted, from the files of docs/results.md."""
@@ -493,8 +505,7 @@ def build_context(results_dir: str | Path, config: dict, seeds: list[int], datas
                 "packages": [{"name": k, "version": v} for k, v in run_info.packages.items()]},
         "weights": weights,
         "recipe": recipe,
-        "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip()
-        if config else "(empty)",
+        "config_yaml": config_yaml(config),
         "benchmarks": _benchmarks(results_dir),
         "data": _data(results_dir, datasets, classes, citation),
         "classes": classes,

@@ -109,7 +109,7 @@ def describe_device(device: str) -> str:
 
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.machine()})"
 
 
 def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):

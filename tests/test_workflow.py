@@ -121,9 +121,12 @@ def test_smoke_outputs_follow_the_config(smoke_run):
     assert (counts["test"] >= 1).all() and (counts["valid"] >= 1).all()
     for seed in cfg["seeds"]:
         history = pd.read_csv(project / f"results/seeds/{seed}/history.csv")
-        assert list(history["phase"]) == [1, 2]
         info = json.loads((project / f"results/seeds/{seed}/train.json").read_text())
         assert info["seed"] == seed and info["size"] == cfg["size"] and info["pretrained"] is False
+        budget = [cfg["phases"]["frozen"]["max_epochs"], cfg["phases"]["unfrozen"]["max_epochs"]]
+        for phase, max_epochs in zip(info["phases"], budget):
+            assert phase["max_epochs"] == max_epochs
+            assert 1 <= phase["epochs_run"] == (history["phase"] == phase["phase"]).sum() <= max_epochs
     weights = json.loads((project / "results/weights/resnet18.json").read_text())
     assert weights["pretrained"] is False and "random" in weights["init"]
 
