@@ -225,14 +225,41 @@ def _thumbnail(path: Path) -> Image.Image:
     return thumb
 
 
-def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out: str | Path,
-                       root: str | Path = ".", columns: int = 6) -> int:
-    """Every misclassified image with true label, prediction and its probability; returns the count."""
+def _gallery_page(page: pd.DataFrame, first: int, n_errors: int, n_images: int, root: Path,
+                  columns: int, out: Path) -> None:
+    """One page of the error gallery: thumbnails with true label, prediction and confidence."""
+    ncols = min(columns, len(page))
+    nrows = math.ceil(len(page) / ncols)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 2.3 * nrows + 0.4),
+                                 squeeze=False, layout="constrained")
+        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.06)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, (_, row) in zip(axes.flat, page.iterrows()):
+            ax.imshow(_thumbnail(root / str(row["path"])))
+            ax.set_title(f"true: {row['label']}\npred: {row['prediction']} "
+                         f"({row['confidence']:.0%})", fontsize=10, pad=3)
+            ax.text(0.5, -0.03, Path(str(row["path"])).name, transform=ax.transAxes,
+                    ha="center", va="top", fontsize=7.5, color="0.3")
+        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_errors else ""
+        fig.suptitle(f"Misclassified images: {span}{n_errors} errors in {n_images} images", fontsize=13)
+        _save(fig, out)
+
+
+def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Path,
+                       root: str | Path = ".", columns: int = 6, rows: int = 5) -> int:
+    """Every misclassified image, most confident first, on pages ``out_dir/page-NN.png`` of
+    ``columns x rows`` thumbnails (one page saying so when there are none); returns the count."""
     missing = [c for c in ("path", "label", "prediction") if c not in pred.columns]
     if missing:
         raise LeukoError(f"predictions: missing column(s) {missing}")
-    if columns < 1:
-        raise LeukoError(f"error gallery: columns must be at least 1, got {columns}")
+    if columns < 1 or rows < 1:
+        raise LeukoError(f"error gallery: columns and rows must be at least 1, got {columns}, {rows}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("page-*.png"):
+        old.unlink()
     errors = pred[pred["label"] != pred["prediction"]].copy()
     n_errors = int(len(errors))
 
@@ -241,7 +268,7 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out: str | Path,
             fig = plt.figure(figsize=(4.5, 1.0))
             fig.text(0.5, 0.5, f"No misclassified images ({len(pred)} images)",
                      ha="center", va="center", fontsize=13)
-            _save(fig, out)
+            _save(fig, out_dir / "page-01.png")
         return 0
 
     for c in errors["prediction"].unique():
@@ -250,24 +277,9 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out: str | Path,
         if f"prob_{c}" not in errors.columns:
             raise LeukoError(f"predictions: missing column 'prob_{c}'")
     errors["confidence"] = [row[f"prob_{row['prediction']}"] for _, row in errors.iterrows()]
-    errors = errors.sort_values(["label", "prediction", "confidence"],
-                                ascending=[True, True, False], kind="stable")
-
-    ncols = min(columns, n_errors)
-    nrows = math.ceil(n_errors / ncols)
-    root = Path(root)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 2.3 * nrows + 0.4),
-                                 squeeze=False, layout="constrained")
-        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.06)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, (_, row) in zip(axes.flat, errors.iterrows()):
-            ax.imshow(_thumbnail(root / str(row["path"])))
-            ax.set_title(f"true: {row['label']}\npred: {row['prediction']} "
-                         f"({row['confidence']:.0%})", fontsize=10, pad=3)
-            ax.text(0.5, -0.03, Path(str(row["path"])).name, transform=ax.transAxes,
-                    ha="center", va="top", fontsize=7.5, color="0.3")
-        fig.suptitle(f"Misclassified images: {n_errors} of {len(pred)}", fontsize=13)
-        _save(fig, out)
+    errors = errors.sort_values(["confidence", "path"], ascending=[False, True], kind="stable")
+    per_page = columns * rows
+    for number, first in enumerate(range(0, n_errors, per_page), start=1):
+        page = errors.iloc[first:first + per_page]
+        _gallery_page(page, first, n_errors, len(pred), Path(root), columns, out_dir / f"page-{number:02d}.png")
     return n_errors

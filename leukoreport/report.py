@@ -350,6 +350,14 @@ def dataset_title(name: str) -> str:
     return "test split" if name == "test" else f"external set “{name}”"
 
 
+def _gallery_pages(folder: Path) -> list[Path]:
+    """The error-gallery pages (``page-NN.png``) in order; LeukoError naming the folder when there are none."""
+    pages = sorted(folder.glob("page-*.png"))
+    if not pages:
+        raise LeukoError(f"{folder.as_posix()}/page-01.png: file not found (needed for the report)")
+    return pages
+
+
 def _dataset(results_dir: Path, seed: int, name: str) -> dict:
     folder = results_dir / "seeds" / str(seed) / name
     mpath = folder / "metrics.json"
@@ -381,7 +389,8 @@ def _dataset(results_dir: Path, seed: int, name: str) -> dict:
         "per_class": _per_class(metrics, mpath),
         "confusion": _confusion(metrics, mpath),
         "errors": errors,
-        "figures": {k: png_data_uri(folder / f"{k}.png") for k in ("confusion", "per_class", "errors")},
+        "figures": {k: png_data_uri(folder / f"{k}.png") for k in ("confusion", "per_class")},
+        "gallery": [png_data_uri(page) for page in _gallery_pages(folder / "errors")],
         # raw values for the across-seed table
         "_raw": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
     }

@@ -162,7 +162,8 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             _png(out / "confusion.png", (1650, 675), f"confusion {seed} {name}", (200, 90, 40))
             _png(out / "per_class.png", (1200, 600), f"per class {seed} {name}", (40, 160, 90))
             n_err = int((pred["label"] != pred["prediction"]).sum())
-            _png(out / "errors.png", (1200, 260 * ((n_err + 4) // 5)), f"errors {seed} {name}", (150, 40, 150))
+            _png(out / "errors" / "page-01.png", (1200, 260 * ((n_err + 4) // 5)), f"errors {seed} {name}",
+                 (150, 40, 150))
 
     bench = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     (results / "benchmarks").mkdir(parents=True, exist_ok=True)

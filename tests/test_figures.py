@@ -116,30 +116,37 @@ def test_error_gallery_counts_errors(tmp_path: Path):
     write_images(pred, tmp_path)
     expected = sum(1 for y, p in zip(labels, preds) if y != p)
     assert expected == 4
-    out = tmp_path / "errors.png"
+    out = tmp_path / "errors"
     assert plot_error_gallery(pred, FIVE, out, root=tmp_path, columns=3) == expected
-    assert_png(out)
+    assert [p.name for p in sorted(out.iterdir())] == ["page-01.png"]
+    assert_png(out / "page-01.png")
 
 
-def test_error_gallery_many_errors_wrap(tmp_path: Path):
+def test_error_gallery_pages(tmp_path: Path):
+    """Many errors are spread over pages of columns x rows thumbnails; a rerun replaces old pages."""
     labels = ["monocyte"] * 8
     preds = ["lymphocyte"] * 7 + ["monocyte"]
     pred = make_pred(labels, preds, FIVE)
     write_images(pred, tmp_path)
-    out = tmp_path / "errors.png"
-    assert plot_error_gallery(pred, FIVE, out, root=str(tmp_path)) == 7
-    assert_png(out)
+    out = tmp_path / "errors"
+    assert plot_error_gallery(pred, FIVE, out, root=str(tmp_path), columns=2, rows=2) == 7
+    pages = sorted(out.iterdir())
+    assert [p.name for p in pages] == ["page-01.png", "page-02.png"]
+    for page in pages:
+        assert_png(page)
+    assert plot_error_gallery(pred, FIVE, out, root=str(tmp_path), columns=6, rows=5) == 7
+    assert [p.name for p in sorted(out.iterdir())] == ["page-01.png"]
 
 
 def test_error_gallery_no_errors(tmp_path: Path):
     pred = make_pred(FIVE, FIVE, FIVE)
-    out = tmp_path / "errors.png"
+    out = tmp_path / "errors"
     # no images written: nothing should be opened when there are no errors
     assert plot_error_gallery(pred, FIVE, out, root=tmp_path) == 0
-    assert_png(out)
+    assert_png(out / "page-01.png")
 
 
 def test_error_gallery_missing_image(tmp_path: Path):
     pred = make_pred(["monocyte"], ["lymphocyte"], FIVE)
     with pytest.raises(LeukoError, match="cell_000.png"):
-        plot_error_gallery(pred, FIVE, tmp_path / "errors.png", root=tmp_path)
+        plot_error_gallery(pred, FIVE, tmp_path / "errors", root=tmp_path)

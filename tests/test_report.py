@@ -139,9 +139,9 @@ def test_missing_file_raises_naming_it(tmp_path):
     target.unlink()
     with pytest.raises(LeukoError, match=r"seeds/2/ext/metrics\.json"):
         report.build_context(results, {}, [1, 2], ["test", "ext"], RUN_INFO)
-    fig = results / "seeds" / "1" / "test" / "errors.png"
+    fig = results / "seeds" / "1" / "test" / "errors" / "page-01.png"
     fig.unlink()
-    with pytest.raises(LeukoError, match=r"seeds/1/test/errors\.png"):
+    with pytest.raises(LeukoError, match=r"seeds/1/test/errors/page-01\.png"):
         report.build_context(results, {}, [1], ["test"], RUN_INFO)
 
 

@@ -273,3 +273,10 @@ def test_missing_pretrained_weights_stop_before_training(bad_project, tmp_path):
     assert "pretrained: false" in proc.stdout
     assert not (bad_project / "results/logs/train_seed1.log").exists()
     assert not (bad_project / "results/weights/resnet18.json").exists()
+
+
+def test_lint_is_clean():
+    proc = snakemake(ROOT, "--lint")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Lints for" not in proc.stdout
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout

@@ -25,7 +25,7 @@ rule plot_dataset:
     output:
         confusion="results/seeds/{seed}/{dataset}/confusion.png",
         per_class="results/seeds/{seed}/{dataset}/per_class.png",
-        errors="results/seeds/{seed}/{dataset}/errors.png",
+        errors=directory("results/seeds/{seed}/{dataset}/errors"),
     conda:
         "../envs/leukoreport.yaml"
     log:

@@ -17,7 +17,7 @@ rule report_html:
                 "metrics.json",
                 "confusion.png",
                 "per_class.png",
-                "errors.png",
+                "errors",
             ],
         ),
         templates="templates/report.html.j2",
