@@ -1,4 +1,4 @@
-"""Find, validate, subsample and split ImageFolder datasets; write CSVs atomically.
+"""Find, validate, subsample and split ImageFolder datasets.
 
 No fastai/torch here: this module must import fast.
 """
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -208,23 +206,3 @@ def split_counts(split: pd.DataFrame) -> pd.DataFrame:
     table.loc["total"] = table.sum(axis=0)
     table.columns.name = None
     return table.rename_axis("label").reset_index()
-
-
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write `df` (no index) to `path` atomically: temp file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -100,33 +97,3 @@ def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: 
         "confusion_matrix": {"labels": list(classes),
                              "matrix": [[int(v) for v in row] for row in matrix]},
     }
-
-
-def _json_default(obj: Any) -> Any:
-    """Turn numpy scalars and arrays into plain Python for json.dump."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return obj.as_posix()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    """Write `obj` as strict JSON (indent 2) atomically: temp file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        text = json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n"
-    except (TypeError, ValueError) as exc:
-        raise LeukoError(f"{path}: cannot write as JSON: {exc}") from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

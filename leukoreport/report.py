@@ -15,7 +15,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from markupsafe import Markup
 
 from leukoreport.data import split_counts
 from leukoreport.errors import LeukoError
+from leukoreport.files import atomic_path, write_text
 from leukoreport.metrics import read_predictions
 
 TITLE = "Leukocyte classification — rerun report"
@@ -543,30 +543,9 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     return env.get_template(TEMPLATE).render(**context, css=Markup(css))
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path) on a temp file next to `path`, then os.replace; no partial file on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_html(html: str, out: str | Path) -> None:
     """Write the HTML atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(html)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    _atomic_write(Path(out), write)
+    write_text(html, out)
 
 
 def write_pdf(html_path: str | Path, pdf_path: str | Path) -> None:
@@ -576,7 +555,5 @@ def write_pdf(html_path: str | Path, pdf_path: str | Path) -> None:
         raise LeukoError(f"{html_path.as_posix()}: file not found (needed to write {Path(pdf_path).as_posix()})")
     import weasyprint  # lazy: slow import
 
-    def write(tmp: str) -> None:
+    with atomic_path(pdf_path) as tmp:
         weasyprint.HTML(filename=str(html_path)).write_pdf(tmp)
-
-    _atomic_write(Path(pdf_path), write)

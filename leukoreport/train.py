@@ -6,9 +6,7 @@ in a process that cannot import leukoreport.
 
 from __future__ import annotations
 
-import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from leukoreport.errors import LeukoError
+from leukoreport.files import atomic_path
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
 
@@ -271,15 +270,8 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
 
 
 def export_learner(learn, out: str | Path) -> None:
-    """``Learner.export`` to ``out`` through a temporary file, so a failed job leaves no model.pkl."""
+    """``Learner.export`` to ``out`` atomically, so a failed job leaves no model.pkl."""
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".pkl", dir=out.parent)
-    os.close(fd)
-    try:
-        learn.path = out.parent
-        learn.export(Path(tmp).name)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    learn.path = out.parent
+    with atomic_path(out) as tmp:
+        learn.export(tmp)

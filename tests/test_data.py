@@ -18,7 +18,6 @@ from leukoreport.data import (
     split_counts,
     stratified_split,
     subsample,
-    write_csv,
 )
 from leukoreport.errors import LeukoError
 
@@ -288,29 +287,6 @@ def test_split_counts():
     assert total[["train", "valid", "test", "total"]].tolist() == [
         c.iloc[:-1][k].sum() for k in ["train", "valid", "test", "total"]]
     assert total["total"] == 30
-
-
-# ---------------------------------------------------------------- write_csv
-
-
-def test_write_csv_atomic(tmp_path, monkeypatch):
-    df = stratified_split(frame({"a": 5}), seed=0)
-    out = tmp_path / "results" / "data" / "split.csv"
-    write_csv(df, out)
-    back = pd.read_csv(out)
-    assert back.equals(df)
-    assert out.read_text().splitlines()[0] == "path,label,split"
-    assert sorted(p.name for p in out.parent.iterdir()) == ["split.csv"]
-
-    # a failure while writing leaves the old file intact and no temp file behind
-    def boom(*args, **kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
-    with pytest.raises(RuntimeError):
-        write_csv(df.head(1), out)
-    assert pd.read_csv(out).equals(df)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["split.csv"]
 
 
 # ---------------------------------------------------------------- the real data

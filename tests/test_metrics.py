@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from leukoreport.errors import LeukoError
-from leukoreport.metrics import compute_metrics, prob_columns, read_predictions, write_json
+from leukoreport.metrics import compute_metrics, prob_columns, read_predictions
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
@@ -158,25 +158,6 @@ def test_compute_metrics_rejects_unknown_labels_and_empty():
         compute_metrics(make_pred(["zzz"], ["a"], ["a", "b"]), ["a", "b"], "test", 0)
     with pytest.raises(LeukoError, match="no rows"):
         compute_metrics(make_pred([], [], ["a", "b"]), ["a", "b"], "test", 0)
-
-
-def test_write_json_round_trip(tmp_path: Path):
-    m = compute_metrics(make_pred(["monocyte"] * 3, ["monocyte", "monocyte", "neutrophil"], FIVE),
-                        FIVE, "ext", 5)
-    out = tmp_path / "deep" / "er" / "metrics.json"
-    write_json(m, out)
-    assert json.loads(out.read_text()) == m
-    text = out.read_text()
-    assert '"precision": null' in text and text.startswith('{\n  "dataset"')
-    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]  # no temp file left
-    write_json({"replaced": True}, out)
-    assert json.loads(out.read_text()) == {"replaced": True}
-
-
-def test_write_json_rejects_nan(tmp_path: Path):
-    with pytest.raises(LeukoError, match="x.json"):
-        write_json({"v": float("nan")}, tmp_path / "x.json")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_read_predictions_ok(tmp_path: Path):

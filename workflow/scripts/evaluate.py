@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from leukoreport.data import write_csv
 from leukoreport.evaluate import load_model, predict
+from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
-from leukoreport.metrics import compute_metrics, write_json
+from leukoreport.metrics import compute_metrics
 
 with step_log(snakemake.log[0]):
     images = pd.read_csv(snakemake.input.images)

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from leukoreport.data import check_external, discover, write_csv
+from leukoreport.data import check_external, discover
+from leukoreport.files import write_csv
 from leukoreport.logs import step_log
 
 with step_log(snakemake.log[0]):

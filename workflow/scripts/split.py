@@ -1,6 +1,7 @@
 """Discover and check the training images, then write the stratified split."""
 
-from leukoreport.data import discover, stratified_split, subsample, write_csv
+from leukoreport.data import discover, stratified_split, subsample
+from leukoreport.files import write_csv
 from leukoreport.logs import step_log
 
 with step_log(snakemake.log[0]):

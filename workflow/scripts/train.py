@@ -4,9 +4,8 @@ import json
 
 import pandas as pd
 
-from leukoreport.data import write_csv
+from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
-from leukoreport.metrics import write_json
 from leukoreport.train import TrainConfig, export_learner, train
 
 with step_log(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Check (and if allowed, download) the ImageNet weights before any training starts."""
 
+from leukoreport.files import write_json
 from leukoreport.logs import step_log
-from leukoreport.metrics import write_json
 from leukoreport.weights import check_weights
 
 with step_log(snakemake.log[0]):
