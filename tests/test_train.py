@@ -73,3 +73,16 @@ def test_export_loads_without_leukoreport(trained, tiny_split, tmp_path):
     _, pred, total = line.split()
     assert pred in {"alpha", "beta", "gamma"}
     assert float(total) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_same_seed_same_history_with_workers(tiny_split):
+    """The default config loads data in worker processes; the seed must still fix every number."""
+    from dataclasses import replace
+
+    cfg = replace(CFG, num_workers=2)
+    cols = ["train_loss", "valid_loss", "accuracy"]
+    first = train(tiny_split, cfg, seed=11, threads=1)[1]
+    second = train(tiny_split, cfg, seed=11, threads=1)[1]
+    other = train(tiny_split, cfg, seed=12, threads=1)[1]
+    assert first[cols].equals(second[cols])
+    assert not first[cols].equals(other[cols])
