@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from leukoreport.errors import LeukoError  # noqa: E402
+from leukoreport.metrics import misclassified  # noqa: E402
 
 DPI = 150
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
@@ -260,8 +261,7 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("page-*.png"):
         old.unlink()
-    errors = pred[pred["label"] != pred["prediction"]].copy()
-    n_errors = int(len(errors))
+    n_errors = int((pred["label"] != pred["prediction"]).sum())
 
     if n_errors == 0:
         with plt.rc_context(STYLE):
@@ -271,13 +271,13 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Pa
             _save(fig, out_dir / "page-01.png")
         return 0
 
-    for c in errors["prediction"].unique():
+    wrong = pred[pred["label"] != pred["prediction"]]
+    for c in set(wrong["prediction"]) | set(wrong["label"]):
         if c not in classes:
-            raise LeukoError(f"predictions: predicted class '{c}' is not among {classes}")
-        if f"prob_{c}" not in errors.columns:
+            raise LeukoError(f"predictions: class '{c}' is not among {classes}")
+        if f"prob_{c}" not in pred.columns:
             raise LeukoError(f"predictions: missing column 'prob_{c}'")
-    errors["confidence"] = [row[f"prob_{row['prediction']}"] for _, row in errors.iterrows()]
-    errors = errors.sort_values(["confidence", "path"], ascending=[False, True], kind="stable")
+    errors = misclassified(pred)
     per_page = columns * rows
     for number, first in enumerate(range(0, n_errors, per_page), start=1):
         page = errors.iloc[first:first + per_page]

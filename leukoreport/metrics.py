@@ -97,3 +97,12 @@ def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: 
         "confusion_matrix": {"labels": list(classes),
                              "matrix": [[int(v) for v in row] for row in matrix]},
     }
+
+
+def misclassified(pred: pd.DataFrame) -> pd.DataFrame:
+    """Rows with label != prediction, plus ``confidence`` (p of the prediction) and ``p_true``,
+    most confident first (ties by path)."""
+    wrong = pred[pred["label"] != pred["prediction"]].copy()
+    wrong["confidence"] = [row[f"prob_{row['prediction']}"] for _, row in wrong.iterrows()]
+    wrong["p_true"] = [row[f"prob_{row['label']}"] for _, row in wrong.iterrows()]
+    return wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="stable")

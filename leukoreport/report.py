@@ -28,7 +28,7 @@ from markupsafe import Markup
 from leukoreport.data import split_counts
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path, write_text
-from leukoreport.metrics import read_predictions
+from leukoreport.metrics import misclassified, read_predictions
 
 TITLE = "Leukocyte classification — rerun report"
 DASH = "—"
@@ -336,14 +336,10 @@ def _confusion(metrics: dict, path: Path) -> dict:
 
 
 def _errors(pred: pd.DataFrame) -> list[dict]:
-    """Misclassified images, most confident first."""
-    wrong = pred[pred["label"] != pred["prediction"]].copy()
-    wrong["confidence"] = [row[f"prob_{row['prediction']}"] for _, row in wrong.iterrows()]
-    wrong["p_true"] = [row[f"prob_{row['label']}"] for _, row in wrong.iterrows()]
-    wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="stable")
+    """Misclassified images, most confident first, formatted for the table."""
     return [{"file": r["path"], "true": r["label"], "predicted": r["prediction"],
              "confidence": pct(r["confidence"], 1), "p_true": pct(r["p_true"], 1), "loss": num(r["loss"], 3)}
-            for _, r in wrong.iterrows()]
+            for _, r in misclassified(pred).iterrows()]
 
 
 def dataset_title(name: str) -> str:

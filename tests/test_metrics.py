@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from leukoreport.errors import LeukoError
-from leukoreport.metrics import compute_metrics, prob_columns, read_predictions
+from leukoreport.metrics import compute_metrics, misclassified, prob_columns, read_predictions
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
@@ -196,3 +196,15 @@ def test_read_predictions_missing_file_and_bad_numbers(tmp_path: Path):
     df.to_csv(path, index=False)
     with pytest.raises(LeukoError, match=r"predictions\.csv.*loss"):
         read_predictions(path, ["a", "b"])
+
+
+def test_misclassified_most_confident_first():
+    pred = pd.DataFrame({
+        "path": ["p0", "p1", "p2", "p3"], "label": ["a", "a", "b", "b"], "prediction": ["a", "b", "a", "a"],
+        "prob_a": [0.8, 0.4, 0.7, 0.9], "prob_b": [0.2, 0.6, 0.3, 0.1], "loss": [0.2, 0.9, 1.2, 2.3]})
+    wrong = misclassified(pred)
+    # p1: predicted b with 0.6; p2: predicted a with 0.7; p3: predicted a with 0.9 -> order p3, p2, p1
+    assert list(wrong["path"]) == ["p3", "p2", "p1"]
+    assert list(wrong["confidence"]) == [0.9, 0.7, 0.6]
+    assert list(wrong["p_true"]) == [0.1, 0.3, 0.4]
+    assert misclassified(pred[pred["label"] == pred["prediction"]]).empty
