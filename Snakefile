@@ -11,9 +11,11 @@ if not workflow.config_settings.configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/audit.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -21,4 +23,5 @@ rule all:
     input:
         "results/report/report.html",
         "results/report/report.pdf",
+        "results/report/summary.pdf",
     default_target: True

@@ -1,9 +1,11 @@
-"""Figures of the report: confusion matrix, loss curves, per-class scores, error gallery."""
+"""Figures of the report: confusion matrix, loss curves, per-class scores, calibration, galleries."""
 
 from __future__ import annotations
 
 import math
+import numbers
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -25,6 +29,9 @@ DPI = 150
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
 THUMB_PX = 256
+# for figures about 10 inches wide: still about 8 pt when scaled to the 16.5 cm text width
+WIDE_STYLE = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13,
+              "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12}
 
 
 def _save(fig: Figure, out: str | Path) -> None:
@@ -44,8 +51,9 @@ def _key(d: dict, key: str, where: str):
     return d[key]
 
 
-def plot_confusion(metrics: dict, out: str | Path) -> None:
-    """Counts and row-normalised confusion matrices side by side; absent rows blank."""
+def plot_confusion(metrics: dict, out: str | Path, title: str | None = None) -> None:
+    """Counts and row-normalised confusion matrices side by side; absent rows blank.
+    `title` replaces the computed suptitle (data set, seed, accuracy) when given."""
     cm = _key(metrics, "confusion_matrix", "metrics")
     labels = list(_key(cm, "labels", "metrics.confusion_matrix"))
     counts = np.asarray(_key(cm, "matrix", "metrics.confusion_matrix"), dtype=float)
@@ -88,8 +96,10 @@ def plot_confusion(metrics: dict, out: str | Path) -> None:
         acc = "n/a" if accuracy is None else f"{accuracy:.1%}"
         n_part = (f" ({metrics['n_correct']}/{metrics['n']})"
                   if "n" in metrics and "n_correct" in metrics else "")
-        fig.suptitle(f"Confusion matrix: {metrics.get('dataset', '?')} set, seed "
-                     f"{metrics.get('seed', '?')}, accuracy {acc}{n_part}", fontsize=13)
+        if title is None:
+            title = (f"Confusion matrix: {metrics.get('dataset', '?')} set, seed "
+                     f"{metrics.get('seed', '?')}, accuracy {acc}{n_part}")
+        fig.suptitle(title, fontsize=13)
         _save(fig, out)
 
 
@@ -99,6 +109,11 @@ def _phase_spans(history: pd.DataFrame) -> list[tuple[int, float, float]]:
     for phase, rows in history.groupby("phase", sort=False):
         spans.append((int(phase), float(rows["epoch"].min()), float(rows["epoch"].max())))
     return sorted(spans, key=lambda s: s[1])
+
+
+def _has_values(df: pd.DataFrame, column: str) -> bool:
+    """Whether `df` has `column` with at least one numeric, non-missing value."""
+    return column in df.columns and pd.to_numeric(df[column], errors="coerce").notna().any()
 
 
 def plot_loss_curves(history: pd.DataFrame, train_info: dict, out: str | Path) -> None:
@@ -127,6 +142,10 @@ def plot_loss_curves(history: pd.DataFrame, train_info: dict, out: str | Path) -
                      label="valid loss")
         ax_acc.plot(epochs, history["accuracy"], "o-", color="tab:red", ms=4,
                     label="valid accuracy")
+        has_train_acc = _has_values(history, "train_accuracy")
+        if has_train_acc:
+            ax_acc.plot(epochs, pd.to_numeric(history["train_accuracy"], errors="coerce"), "^--",
+                        color="tab:gray", ms=4, label="train accuracy (augmented batches)")
 
         spans = _phase_spans(history)
         strip = ax_loss.get_xaxis_transform()
@@ -162,7 +181,7 @@ def plot_loss_curves(history: pd.DataFrame, train_info: dict, out: str | Path) -
         handles = ax_loss.get_legend_handles_labels()[0]
         handles = handles[:2] + ax_acc.get_legend_handles_labels()[0] + handles[2:]
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
-        ax_acc.set_ylabel("valid accuracy")
+        ax_acc.set_ylabel("accuracy" if has_train_acc else "valid accuracy")
         ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax_acc.set_xlabel("epoch (both phases)")
         ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -226,26 +245,58 @@ def _thumbnail(path: Path) -> Image.Image:
     return thumb
 
 
-def _gallery_page(page: pd.DataFrame, first: int, n_errors: int, n_images: int, root: Path,
-                  columns: int, out: Path) -> None:
-    """One page of the error gallery: thumbnails with true label, prediction and confidence."""
+CellTitle = Callable[[pd.Series], tuple[str, str | None]]
+
+
+def _short_name(path: object, limit: int = 28) -> str:
+    """The file name of `path`, shortened in the middle with an ellipsis when longer than `limit`."""
+    name = Path(str(path)).name
+    if len(name) <= limit:
+        return name
+    half = (limit - 1) // 2
+    return name[:half] + "\u2026" + name[-(limit - 1 - half):]
+
+
+def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, suptitle: str,
+                  cell_title: CellTitle, cell_size: tuple[float, float] = (1.7, 2.3),
+                  title_size: float = 10, name_size: float = 7.5,
+                  name_limit: int | None = None,
+                  badge: Callable[[pd.Series], str] | None = None,
+                  suptitle_size: float = 13) -> None:
+    """One gallery page: a thumbnail per row of `page` titled by ``cell_title(row)`` (text and
+    colour; a colour also frames the thumbnail and backs the ``badge(row)`` word written on it),
+    the file name (cut to `name_limit`) below in grey."""
     ncols = min(columns, len(page))
     nrows = math.ceil(len(page) / ncols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 2.3 * nrows + 0.4),
+        fig, axes = plt.subplots(nrows, ncols,
+                                 figsize=(cell_size[0] * ncols, cell_size[1] * nrows + 0.4),
                                  squeeze=False, layout="constrained")
         fig.get_layout_engine().set(w_pad=0.1, h_pad=0.06)
         for ax in axes.flat:
             ax.axis("off")
         for ax, (_, row) in zip(axes.flat, page.iterrows()):
             ax.imshow(_thumbnail(root / str(row["path"])))
-            ax.set_title(f"true: {row['label']}\npred: {row['prediction']} "
-                         f"({row['confidence']:.0%})", fontsize=10, pad=3)
-            ax.text(0.5, -0.03, Path(str(row["path"])).name, transform=ax.transAxes,
-                    ha="center", va="top", fontsize=7.5, color="0.3")
-        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_errors else ""
-        fig.suptitle(f"Misclassified images: {span}{n_errors} errors in {n_images} images", fontsize=13)
+            text, colour = cell_title(row)
+            ax.set_title(text, fontsize=title_size, pad=3, **({"color": colour} if colour else {}))
+            if colour:
+                ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False,
+                                       edgecolor=colour, linewidth=2.5, clip_on=False))
+            if badge is not None:
+                ax.text(0.03, 0.97, badge(row), transform=ax.transAxes, ha="left", va="top",
+                        fontsize=title_size - 1, fontweight="bold", color="white",
+                        bbox={"boxstyle": "square,pad=0.25", "facecolor": colour or "0.2",
+                              "edgecolor": "none"})
+            name = _short_name(row["path"], name_limit) if name_limit else Path(str(row["path"])).name
+            ax.text(0.5, -0.03, name, transform=ax.transAxes,
+                    ha="center", va="top", fontsize=name_size, color="0.3")
+        fig.suptitle(suptitle, fontsize=suptitle_size)
         _save(fig, out)
+
+
+def _error_title(row: pd.Series) -> tuple[str, None]:
+    """Error-gallery cell title: true label, prediction and its confidence."""
+    return f"true: {row['label']}\npred: {row['prediction']} ({row['confidence']:.0%})", None
 
 
 def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Path,
@@ -281,5 +332,298 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Pa
     per_page = columns * rows
     for number, first in enumerate(range(0, n_errors, per_page), start=1):
         page = errors.iloc[first:first + per_page]
-        _gallery_page(page, first, n_errors, len(pred), Path(root), columns, out_dir / f"page-{number:02d}.png")
+        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_errors else ""
+        _gallery_page(page, Path(root), columns, out_dir / f"page-{number:02d}.png",
+                      f"Misclassified images: {span}{n_errors} errors in {len(pred)} images",
+                      _error_title)
     return n_errors
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    """`x` formatted with `spec`, or 'n/a' when missing."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def plot_reliability(metrics: dict, out: str | Path) -> None:
+    """Reliability diagram of ``metrics["calibration"]``: per-bin accuracy against confidence
+    with the calibration gap, and below it the number of images per confidence bin."""
+    cal = _key(metrics, "calibration", "metrics")
+    bins = _key(cal, "bins", "metrics.calibration")
+    if not bins:
+        raise LeukoError("metrics.calibration: no bins")
+    rows = []
+    for i, b in enumerate(bins):
+        where = f"metrics.calibration.bins[{i}]"
+        lower, upper, count = (_key(b, k, where) for k in ("lower", "upper", "count"))
+        conf, acc = b.get("confidence"), b.get("accuracy")
+        filled = bool(count) and conf is not None and acc is not None
+        try:
+            rows.append((float(lower), float(upper), int(count or 0),
+                         float(conf) if filled else None, float(acc) if filled else None))
+        except (TypeError, ValueError):
+            raise LeukoError(f"{where}: non-numeric lower, upper, count, confidence or "
+                             f"accuracy") from None
+    total = sum(r[2] for r in rows)
+    if total == 0:
+        raise LeukoError("metrics.calibration: every bin is empty (no images)")
+    filled = [r for r in rows if r[3] is not None]
+
+    with plt.rc_context(STYLE):
+        fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(8, 6.6), sharex=True, height_ratios=[3, 1.1],
+                                       constrained_layout=True)
+        ax.plot([0, 1], [0, 1], ls="--", color="0.35", lw=1.2, label="perfect calibration")
+        lefts = [r[0] for r in filled]
+        widths = [r[1] - r[0] for r in filled]
+        accs = [r[4] for r in filled]
+        confs = [r[3] for r in filled]
+        ax.bar(lefts, accs, widths, align="edge", color="tab:blue", alpha=0.85,
+               edgecolor="white", linewidth=0.8, label="accuracy in bin")
+        ax.bar(lefts, [c - a for c, a in zip(confs, accs)], widths, bottom=accs, align="edge",
+               facecolor=(0.84, 0.15, 0.16, 0.15), edgecolor="darkred", hatch="///",
+               linewidth=1.0, label="gap: accuracy to mean confidence")
+        ax.plot(confs, accs, "o", color="black", ms=4, label="(mean confidence, accuracy)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("accuracy")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.grid(True, alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.legend(loc="upper left", frameon=True, framealpha=0.9)
+        summary = (f"ECE {_fmt(cal.get('ece'), '.1%')}\nBrier {_fmt(cal.get('brier'), '.3f')}\n"
+                   f"log loss {_fmt(cal.get('log_loss'), '.3f')}\n{total} images, "
+                   f"{len(rows)} bins")
+        ax.text(0.97, 0.04, summary, transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=11, linespacing=1.4,
+                bbox={"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": "0.7"})
+
+        used = [r for r in rows if r[2] > 0]
+        bars = ax_n.bar([r[0] for r in used], [r[2] for r in used], [r[1] - r[0] for r in used],
+                        align="edge", color="0.55", edgecolor="white", linewidth=0.8)
+        ax_n.bar_label(bars, labels=[str(r[2]) for r in used], fontsize=10, padding=1)
+        ax_n.set_yscale("log")
+        ax_n.set_ylim(0.7, max(r[2] for r in used) * 4)
+        ax_n.set_ylabel("images\n(log scale)")
+        ax_n.set_xlabel("confidence (probability of the predicted class)")
+        ax_n.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax_n.grid(True, axis="y", alpha=0.3)
+        ax_n.set_axisbelow(True)
+        fig.suptitle(f"Reliability: {metrics.get('dataset', '?')} set, seed "
+                     f"{metrics.get('seed', '?')}", fontsize=13)
+        _save(fig, out)
+
+
+def top_loss_rows(pred: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The `k` rows of `pred` with the highest ``loss`` (all rows when fewer), highest first,
+    ties by path."""
+    missing = [c for c in ("path", "loss") if c not in pred.columns]
+    if missing:
+        raise LeukoError(f"predictions: missing column(s) {missing}")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise LeukoError(f"top losses: k must be a positive integer, got {k!r}")
+    loss = pd.to_numeric(pred["loss"], errors="coerce")
+    if loss.isna().any():
+        raise LeukoError("predictions: column 'loss' has missing or non-numeric values")
+    order = (pred.assign(_loss=loss, _path=pred["path"].astype(str))
+             .sort_values(["_loss", "_path"], ascending=[False, True], kind="stable"))
+    return order.drop(columns=["_loss", "_path"]).head(k)
+
+
+def _loss_title(row: pd.Series) -> tuple[str, str]:
+    """Top-loss cell title: true label, prediction, its probability and the loss; colour by
+    correctness (the gallery also writes 'correct'/'wrong' on the thumbnail)."""
+    p, loss = float(row[f"prob_{row['prediction']}"]), float(row["loss"])
+    return (f"true: {row['label']}\npred: {row['prediction']}\n"
+            f"p={p:.2f} \u00b7 loss {loss:.{2 if loss < 10 else 1}f}",
+            "darkgreen" if row["label"] == row["prediction"] else "darkred")
+
+
+def _loss_badge(row: pd.Series) -> str:
+    """The word written on a top-loss thumbnail."""
+    return "correct" if row["label"] == row["prediction"] else "wrong"
+
+
+def plot_top_losses(pred: pd.DataFrame, classes: list[str], out: str | Path,
+                    root: str | Path = ".", k: int = 30, columns: int = 6) -> None:
+    """One page of the `k` images with the highest loss (right or wrong), highest first."""
+    missing = [c for c in ("path", "label", "prediction", "loss") if c not in pred.columns]
+    if missing:
+        raise LeukoError(f"predictions: missing column(s) {missing}")
+    if pred.empty:
+        raise LeukoError("predictions: no rows")
+    if isinstance(columns, bool) or not isinstance(columns, numbers.Integral) or columns < 1:
+        raise LeukoError(f"top losses: columns must be a positive integer, got {columns!r}")
+    top = top_loss_rows(pred, k)
+    for c in set(top["prediction"]) | set(top["label"]):
+        if c not in classes:
+            raise LeukoError(f"predictions: class '{c}' is not among {classes}")
+    for c in set(top["prediction"]):
+        if f"prob_{c}" not in pred.columns:
+            raise LeukoError(f"predictions: missing column 'prob_{c}'")
+    wrong = int((top["label"] != top["prediction"]).sum())
+    title = (f"Top {len(top)} losses of {len(pred)} images "
+             f"({wrong} wrong, {len(top) - wrong} correct), highest first")
+    _gallery_page(top, Path(root), columns, Path(out), title, _loss_title,
+                  cell_size=(1.8, 2.85), title_size=13, name_size=11, name_limit=20,
+                  badge=_loss_badge, suptitle_size=15)
+
+
+PAIR_COLUMNS = ["path_a", "label_a", "group_a", "path_b", "label_b", "group_b", "distance",
+                "kind", "scope", "same_label"]
+
+
+def _distance_text(d: object) -> str:
+    """A pair distance as a short number: integers without decimals."""
+    try:
+        value = float(d)
+    except (TypeError, ValueError):
+        return str(d)
+    return f"{value:.0f}" if value.is_integer() else f"{value:.3g}"
+
+
+def _truthy(value: object) -> bool:
+    """A same_label flag as bool; the strings 'False', 'false' and '0' are false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _image_caption(group: object, label: object, width: int = 24) -> str:
+    """'group · label' on one line when it fits in `width` characters, else group (shortened
+    in the middle past 28 characters) and label on two lines."""
+    text = f"{group} \u00b7 {label}"
+    return text if len(text) <= width else f"{_short_name(group, 28)}\n{label}"
+
+
+def _pair_page(page: pd.DataFrame, first: int, n_pairs: int, counts: str, root: Path,
+               out: Path) -> None:
+    """One page of the pair gallery: two pairs per row, each pair boxed with its caption."""
+    nrows = math.ceil(len(page) / 2)
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(9.2, 3.3 * nrows + 0.5), layout="constrained")
+        subfigs = np.atleast_2d(fig.subfigures(nrows, 2, wspace=0.05, hspace=0.03))
+        for sub in subfigs.flat[len(page):]:
+            sub.set_facecolor("none")
+        for number, sub, (_, row) in zip(range(first + 1, first + len(page) + 1), subfigs.flat,
+                                         page.iterrows()):
+            same = _truthy(row["same_label"])
+            colour = "black" if same else "darkred"
+            sub.set_facecolor("0.93")
+            axes = sub.subplots(1, 2)
+            for ax, side in zip(axes, "ab"):
+                ax.axis("off")
+                ax.imshow(_thumbnail(root / str(row[f"path_{side}"])))
+                ax.set_title(_image_caption(row[f"group_{side}"], row[f"label_{side}"]),
+                             fontsize=11.5, pad=3, color=colour)
+                ax.text(0.5, -0.03, _short_name(row[f"path_{side}"], 24), transform=ax.transAxes,
+                        ha="center", va="top", fontsize=10.5, color="0.3")
+            caption = (f"#{number} {row['kind']}, d={_distance_text(row['distance'])} "
+                       f"\u00b7 {row['scope']}")
+            if not same:
+                caption += "\nlabels differ"
+            sub.suptitle(caption, fontsize=12, fontweight="bold", color=colour)
+        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_pairs else ""
+        fig.suptitle(f"Duplicate image pairs: {span}{n_pairs} pair{'s' * (n_pairs != 1)} "
+                     f"({counts})", fontsize=14)
+        _save(fig, out)
+
+
+def plot_pair_gallery(pairs: pd.DataFrame, out_dir: str | Path, root: str | Path = ".",
+                      per_page: int = 8, n_images: int | None = None) -> int:
+    """Every duplicate pair of the leakage audit, in order, on pages ``out_dir/page-NN.png`` of
+    `per_page` pairs (one page saying so when there are none); returns the number of pairs."""
+    missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise LeukoError(f"pairs: missing column(s) {missing}")
+    if isinstance(per_page, bool) or not isinstance(per_page, numbers.Integral) or per_page < 1:
+        raise LeukoError(f"pair gallery: per_page must be a positive integer, got {per_page!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("page-*.png"):
+        old.unlink()
+    n_pairs = len(pairs)
+    if n_pairs == 0:
+        checked = f" ({n_images} images checked)" if n_images is not None else ""
+        with plt.rc_context(STYLE):
+            fig = plt.figure(figsize=(5.5, 1.0))
+            fig.text(0.5, 0.5, f"No duplicate pairs found{checked}", ha="center", va="center",
+                     fontsize=13)
+            _save(fig, out_dir / "page-01.png")
+        return 0
+    kinds = pairs["kind"].astype(str).value_counts()
+    order = sorted(kinds.index, key=lambda k: ({"exact": 0, "near": 1}.get(k, 2), k))
+    counts = ", ".join(f"{kinds[k]} {k}" for k in order)
+    for number, first in enumerate(range(0, n_pairs, per_page), start=1):
+        _pair_page(pairs.iloc[first:first + per_page], first, n_pairs, counts, Path(root),
+                   out_dir / f"page-{number:02d}.png")
+    return n_pairs
+
+
+SEED_HISTORY_COLUMNS = ["phase", "epoch", "train_loss", "valid_loss", "accuracy"]
+SEEDS_PER_ROW = 8
+
+
+def plot_seed_curves(histories: dict[int, pd.DataFrame], out: str | Path) -> None:
+    """Loss and accuracy of every seed over the global epoch axis, one colour per seed,
+    train dashed and valid solid, each seed's phase boundary dotted."""
+    if not histories:
+        raise LeukoError("histories: no seeds")
+    for seed, history in histories.items():
+        missing = [c for c in SEED_HISTORY_COLUMNS if c not in history.columns]
+        if missing:
+            raise LeukoError(f"history of seed {seed}: missing column(s) {missing}")
+        if history.empty:
+            raise LeukoError(f"history of seed {seed}: no rows")
+    seeds = sorted(histories)
+    palette = plt.get_cmap("tab10" if len(seeds) <= 10 else "tab20").colors
+    seed_rows = math.ceil(len(seeds) / SEEDS_PER_ROW)
+    seed_cols = math.ceil(len(seeds) / seed_rows)
+    key_rows = seed_rows + 1
+    with plt.rc_context(WIDE_STYLE):
+        fig = plt.figure(figsize=(10, 3.35 + 0.33 * key_rows), layout="constrained")
+        grid = fig.add_gridspec(2, 2, height_ratios=[1, 0.125 * key_rows])
+        ax_loss, ax_acc = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+        ax_key = fig.add_subplot(grid[1, :])
+        ax_key.axis("off")
+        for i, seed in enumerate(seeds):
+            history = histories[seed].sort_values("epoch")
+            colour = palette[i % len(palette)]
+            epochs = history["epoch"].to_numpy(dtype=float)
+            marker = "o" if len(history) <= 10 else ""  # few epochs: show the points too
+            ax_loss.plot(epochs, history["train_loss"], marker + "--", color=colour, lw=1.4, ms=3)
+            ax_loss.plot(epochs, history["valid_loss"], marker + "-", color=colour, lw=1.8, ms=3)
+            ax_acc.plot(epochs, history["accuracy"], marker + "-", color=colour, lw=1.8, ms=3)
+            if _has_values(history, "train_accuracy"):
+                ax_acc.plot(epochs, pd.to_numeric(history["train_accuracy"], errors="coerce"),
+                            marker + "--", color=colour, lw=1.4, ms=3)
+            spans = _phase_spans(history)
+            for (_, _, end1), (_, start2, _) in zip(spans, spans[1:]):
+                for ax in (ax_loss, ax_acc):
+                    ax.axvline((end1 + start2) / 2, color=colour, ls=":", lw=1.2, alpha=0.7)
+        ax_loss.set_title("loss")
+        ax_loss.set_ylabel("cross-entropy loss")
+        ax_acc.set_title("accuracy")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        for ax in (ax_loss, ax_acc):
+            ax.set_xlabel("epoch (all phases)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, alpha=0.3)
+        patches = [Patch(color=palette[i % len(palette)], label=f"seed {s}")
+                   for i, s in enumerate(seeds)]
+        # the legend fills column by column: order the patches so that its rows read in seed order
+        seed_handles = [patches[r * seed_cols + c] for c in range(seed_cols)
+                        for r in range(seed_rows) if r * seed_cols + c < len(patches)]
+        style_handles = [Line2D([], [], color="0.2", ls="-", lw=1.8, label="valid"),
+                         Line2D([], [], color="0.2", ls="--", lw=1.4,
+                                label="train (augmented batches)"),
+                         Line2D([], [], color="0.2", ls=":", lw=1.2, label="phase boundary")]
+        # two legend rows under the panels: seeds (colour), then line styles
+        seed_legend = ax_key.legend(handles=seed_handles, loc="upper center",
+                                    ncol=seed_cols, frameon=False, handlelength=1.6,
+                                    columnspacing=1.4, borderaxespad=0.0)
+        ax_key.add_artist(seed_legend)
+        ax_key.legend(handles=style_handles, loc="lower center", ncol=3, frameon=False,
+                      handlelength=2.2, columnspacing=1.6, borderaxespad=0.0)
+        fig.suptitle(f"Training curves of {len(seeds)} seed{'s' * (len(seeds) != 1)}",
+                     fontsize=14)
+        _save(fig, out)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,18 +24,19 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from leukoreport.data import split_counts
+from leukoreport.card import limitations, model_card
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path, write_text
+from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, seconds,
+                                    yes_no)
 from leukoreport.metrics import misclassified, read_predictions
+from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS
 
 TITLE = "Leukocyte classification — rerun report"
-DASH = "—"
 DEFAULT_CITATION = ("PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474, "
                     "doi:10.1016/j.dib.2020.105474, CC BY 4.0")
 PACKAGES = ("torch", "torchvision", "fastai", "fastcore", "fasttransform", "numpy", "pandas",
             "scikit-learn", "matplotlib", "seaborn", "jinja2", "weasyprint", "snakemake", "pillow")
-TEMPLATE = "report.html.j2"
-STYLESHEET = "report.css"
 
 
 # --------------------------------------------------------------------------- run information
@@ -107,73 +106,6 @@ def collect_run_info(project_dir: str | Path) -> RunInfo:
         device=describe_device(),
         python=f"{platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
     )
-
-
-# --------------------------------------------------------------------------- formatting helpers
-
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def pct(x: float | None, digits: int = 2) -> str:
-    """0.99467 -> '99.47%'; None -> '—'."""
-    return DASH if _missing(x) else f"{100 * float(x):.{digits}f}%"
-
-
-def num(x: float | None, digits: int = 4) -> str:
-    """Fixed decimals; None -> '—'."""
-    return DASH if _missing(x) else f"{float(x):.{digits}f}"
-
-
-def lr(x: float | None) -> str:
-    """Learning rate, shortest form: 0.001 -> '0.001', 1e-05 -> '1e-05'."""
-    return DASH if _missing(x) else f"{float(x):g}"
-
-
-def seconds(x: float | None) -> str:
-    """812.43 -> '812.4 s'."""
-    return DASH if _missing(x) else f"{float(x):.1f} s"
-
-
-def hms(x: float | None) -> str:
-    """812.4 -> '0:13:32'."""
-    if _missing(x):
-        return DASH
-    total = int(round(float(x)))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def yes_no(x: bool | None) -> str:
-    return DASH if x is None else ("yes" if x else "no")
-
-
-def accuracy_text(accuracy: float | None, n_correct: int, n: int) -> str:
-    """'99.47% (373/375)'."""
-    return f"{pct(accuracy)} ({n_correct}/{n})"
-
-
-@dataclass(frozen=True)
-class MeanSD:
-    """A formatted 'mean ± SD'; str() gives the one-line text, the template may stack the parts."""
-
-    mean: str
-    sd: str
-
-    def __str__(self) -> str:
-        return self.mean if self.sd == "" else f"{self.mean} ± {self.sd}"
-
-
-def mean_sd(values: list[float | None], kind: str) -> MeanSD:
-    """Mean and sample SD of values; kind 'pct' (SD in percentage points), 'num' or 'seconds'."""
-    vals = [float(v) for v in values if not _missing(v)]
-    if len(vals) < 2:
-        return MeanSD(DASH, "")
-    mean, sd = statistics.mean(vals), statistics.stdev(vals)
-    if kind == "pct":
-        return MeanSD(f"{100 * mean:.2f}%", f"{100 * sd:.2f}")
-    if kind == "seconds":
-        return MeanSD(f"{mean:.1f} s", f"{sd:.1f} s")
-    return MeanSD(f"{mean:.4f}", f"{sd:.4f}")
 
 
 # --------------------------------------------------------------------------- reading files
@@ -315,11 +247,46 @@ def _per_class(metrics: dict, path: Path) -> list[dict]:
             "present": present,
             "precision": pct(pc.get("precision")) if present else "absent",
             "recall": pct(pc.get("recall")) if present else "absent",
+            "recall_ci": estimate(pc.get("recall"), pc.get("recall_low"), pc.get("recall_high"))
+            if present else "absent",
+            "errors": pc.get("errors", DASH) if present else DASH,
+            "error_rate_ci": estimate(pc.get("error_rate"), pc.get("error_rate_low"), pc.get("error_rate_high"))
+            if present else "absent",
             "f1": num(pc.get("f1")) if present else "absent",
             "support": pc.get("support", 0),
             "predicted": pc.get("predicted", 0),
         })
     return rows
+
+
+def _intervals(metrics: dict, path: Path) -> dict:
+    """Accuracy (Wilson), balanced accuracy and macro F1 (bootstrap) as formatted estimates."""
+    iv = _key(metrics, "intervals", path)
+    out = {}
+    for k in ("accuracy", "balanced_accuracy", "macro_f1"):
+        if k not in iv:
+            raise LeukoError(f"{path.as_posix()}: intervals has no entry for '{k}'")
+        out[k] = estimate(metrics[k], iv[k].get("low"), iv[k].get("high"))
+    boot = iv["balanced_accuracy"]
+    out["bootstrap"] = f"{boot.get('method', 'BCa')} bootstrap, {boot.get('n_resamples', '?')} resamples"
+    out["degenerate"] = any(iv[k].get("degenerate") for k in ("balanced_accuracy", "macro_f1"))
+    out["level"] = f"{100 * float(metrics.get('confidence_level', 0.95)):g}%"
+    return out
+
+
+def _calibration(metrics: dict, path: Path) -> dict:
+    cal = _key(metrics, "calibration", path)
+    for k in ("ece", "brier", "log_loss", "n_bins"):
+        if k not in cal:
+            raise LeukoError(f"{path.as_posix()}: calibration has no key '{k}'")
+    return {"ece": pct(cal["ece"]), "brier": num(cal["brier"]), "log_loss": num(cal["log_loss"]),
+            "n_bins": cal["n_bins"]}
+
+
+def _confused_pairs(metrics: dict, path: Path) -> list[dict]:
+    return [{"true": p["true"], "predicted": p["predicted"], "count": p["count"],
+             "share_of_true": pct(p["share_of_true"], 1), "share_of_errors": pct(p["share_of_errors"], 1)}
+            for p in _key(metrics, "confused_pairs", path)]
 
 
 def _confusion(metrics: dict, path: Path) -> dict:
@@ -379,16 +346,22 @@ def _dataset(results_dir: Path, seed: int, name: str) -> dict:
         "accuracy": accuracy_text(metrics["accuracy"], metrics["n_correct"], metrics["n"]),
         "balanced_accuracy": pct(metrics["balanced_accuracy"]),
         "macro_f1": num(metrics["macro_f1"]),
+        "ci": _intervals(metrics, mpath),
+        "calibration": _calibration(metrics, mpath),
+        "confused_pairs": _confused_pairs(metrics, mpath),
+        "gap": None,
         "mean_loss": num(metrics.get("mean_loss"), 4),
         "classes_present": present,
         "n_classes": len(classes),
         "per_class": _per_class(metrics, mpath),
         "confusion": _confusion(metrics, mpath),
         "errors": errors,
-        "figures": {k: png_data_uri(folder / f"{k}.png") for k in ("confusion", "per_class")},
+        "figures": {k: png_data_uri(folder / f"{k}.png")
+                    for k in ("confusion", "per_class", "reliability", "top_losses")},
         "gallery": [png_data_uri(page) for page in _gallery_pages(folder / "errors")],
         # raw values for the across-seed table
-        "_raw": {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+        "_raw": {**{k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+                 **{k: metrics["calibration"][k] for k in ("ece", "brier", "log_loss")}},
     }
 
 
@@ -422,22 +395,23 @@ def _seed(results_dir: Path, seed: int, datasets: list[str]) -> dict:
 
 
 def _summary(seeds: list[dict], datasets: list[str]) -> dict:
-    rows = []
-    for s in seeds:
-        rows.append({"seed": s["seed"], "epochs_run": s["epochs_run"], "best_epochs": s["best_epochs"],
-                     "seconds": s["seconds"],
-                     "cells": [{k: d[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}
-                               for d in s["datasets"]]})
-    mean = None
-    if len(seeds) >= 2:
-        cells = []
-        for i, _ in enumerate(datasets):
-            raw = [s["datasets"][i]["_raw"] for s in seeds]
-            cells.append({"accuracy": mean_sd([r["accuracy"] for r in raw], "pct"),
-                          "balanced_accuracy": mean_sd([r["balanced_accuracy"] for r in raw], "pct"),
-                          "macro_f1": mean_sd([r["macro_f1"] for r in raw], "num")})
-        mean = {"cells": cells, "seconds": mean_sd([s["_seconds"] for s in seeds], "seconds")}
-    return {"datasets": [{"name": d, "title": dataset_title(d)} for d in datasets], "rows": rows, "mean": mean}
+    """Per dataset one table with a row per seed (estimates with intervals, calibration) and mean ± SD."""
+    tables = []
+    for i, name in enumerate(datasets):
+        rows = [{"seed": s["seed"], "ci": s["datasets"][i]["ci"], "calibration": s["datasets"][i]["calibration"]}
+                for s in seeds]
+        raw = [s["datasets"][i]["_raw"] for s in seeds]
+        mean = None
+        if len(seeds) >= 2:
+            mean = {k: mean_sd([r[k] for r in raw], "pct") for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")}
+            mean.update({k: mean_sd([r[k] for r in raw], "num") for k in ("brier", "log_loss")})
+        tables.append({"name": name, "title": dataset_title(name), "n": seeds[0]["datasets"][i]["n"],
+                       "rows": rows, "mean": mean})
+    training = [{"seed": s["seed"], "epochs_run": s["epochs_run"], "best_epochs": s["best_epochs"],
+                 "seconds": s["seconds"]} for s in seeds]
+    seconds_mean = mean_sd([s["_seconds"] for s in seeds], "seconds") if len(seeds) >= 2 else None
+    return {"datasets": [{"name": d, "title": dataset_title(d)} for d in datasets], "tables": tables,
+            "training": training, "seconds_mean": seconds_mean}
 
 
 def _data(results_dir: Path, datasets: list[str], classes: list[str], citation: str) -> dict:
@@ -503,6 +477,15 @@ def build_context(results_dir: str | Path, config: dict, seeds: list[int], datas
             notes.append(f"seed {s['seed']} was trained with a different recipe from seed {seed_ctx[0]['seed']}; "
                          f"see its section")
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
+    data = _data(results_dir, datasets, classes, citation)
+    table, gaps = _summary_tables(results_dir)
+    leakage = _leakage(results_dir)
+    external = _external(gaps, data)
+    for s in seed_ctx:
+        for d in s["datasets"]:
+            row = gaps[(gaps["seed"] == s["seed"]) & (gaps["dataset"] == d["name"])]
+            if d["name"] != "test" and len(row) == 1:
+                d["gap"] = gap_estimate(row["gap"].iloc[0], row["gap_low"].iloc[0], row["gap_high"].iloc[0])
     return {
         "title": TITLE,
         "run": {"date": run_info.date, "git_commit": run_info.git_commit, "device": run_info.device,
@@ -512,11 +495,127 @@ def build_context(results_dir: str | Path, config: dict, seeds: list[int], datas
         "recipe": recipe,
         "config_yaml": config_yaml(config),
         "benchmarks": _benchmarks(results_dir),
-        "data": _data(results_dir, datasets, classes, citation),
+        "data": data,
         "classes": classes,
         "seeds": seed_ctx,
         "summary": _summary(seed_ctx, datasets),
+        "leakage": leakage,
+        "external": external,
+        "card": model_card(config, weights, recipe, data, table, leakage, seeds),
         "notes": notes,
+    }
+
+
+def _leakage(results_dir: Path, with_pages: bool = True) -> dict:
+    """The leakage audit: counts per scope, the pairs as table rows, and the thumbnail pages."""
+    spath = results_dir / "audit" / "leakage.json"
+    summary = _read_json(spath)
+    for k in ("n_images", "n_pairs", "n_exact", "n_near", "max_distance", "hash", "hash_bits", "by_scope",
+              "label_conflicts"):
+        _key(summary, k, spath)
+    ctx = {"n_images": summary["n_images"], "n_pairs": summary["n_pairs"], "n_exact": summary["n_exact"],
+           "n_near": summary["n_near"], "max_distance": summary["max_distance"], "hash": summary["hash"],
+           "hash_bits": summary["hash_bits"], "label_conflicts": summary["label_conflicts"],
+           "scopes": [{"scope": k, "exact": v.get("exact", 0), "near": v.get("near", 0)}
+                      for k, v in summary["by_scope"].items()]}
+    if with_pages:
+        ppath = results_dir / "audit" / "leakage.csv"
+        pairs = _read_csv(ppath, ["path_a", "group_a", "label_a", "path_b", "group_b", "label_b", "distance", "kind",
+                                  "scope", "same_label"], dtype={"path_a": str, "path_b": str})
+        if len(pairs) != summary["n_pairs"]:
+            raise LeukoError(f"{spath.as_posix()}: n_pairs = {summary['n_pairs']} disagrees with {ppath.name} "
+                             f"({len(pairs)} rows)")
+        ctx["pairs"] = [{"number": i, "kind": r["kind"], "distance": int(r["distance"]), "scope": r["scope"],
+                         "a": f"{r['group_a']} · {r['label_a']}", "file_a": r["path_a"],
+                         "b": f"{r['group_b']} · {r['label_b']}", "file_b": r["path_b"],
+                         "same_label": yes_no(bool(r["same_label"]))}
+                        for i, (_, r) in enumerate(pairs.iterrows(), start=1)]
+        ctx["pages"] = [png_data_uri(p) for p in _gallery_pages(results_dir / "audit" / "pairs")]
+    return ctx
+
+
+def _summary_tables(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results/summary/metrics.csv and external.csv."""
+    folder = results_dir / "summary"
+    table = _read_csv(folder / "metrics.csv", METRIC_COLUMNS, dtype={"dataset": str})
+    gaps = _read_csv(folder / "external.csv", GAP_COLUMNS, dtype={"dataset": str})
+    return table, gaps
+
+
+def _external(gaps: pd.DataFrame, data: dict) -> list[dict]:
+    """Per external set: its size and classes, and per seed accuracy, test accuracy and the gap with intervals."""
+    out = []
+    for e in data["external"]:
+        rows = gaps[gaps["dataset"] == e["name"]]
+        present = [r["label"] for r in e["rows"] if r["count"] > 0]
+        out.append({
+            "name": e["name"], "total": e["total"], "classes_present": present,
+            "rows": [{"seed": int(r["seed"]),
+                      "accuracy": estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"]),
+                      "n_correct": int(round(r["accuracy"] * r["n"])), "n": int(r["n"]),
+                      "test_accuracy": estimate(r["test_accuracy"], r["test_accuracy_low"], r["test_accuracy_high"]),
+                      "gap": gap_estimate(r["gap"], r["gap_low"], r["gap_high"]),
+                      "gap_excludes_zero": bool(r["gap_low"] > 0 or r["gap_high"] < 0)}
+                     for _, r in rows.iterrows()],
+        })
+    return out
+
+
+def _headline(table: pd.DataFrame, dataset: str) -> dict:
+    """Rows per seed of one dataset from metrics.csv (estimates with intervals) and mean ± SD over seeds."""
+    group = table[table["dataset"] == dataset]
+    rows = [{"seed": int(r["seed"]), "n": int(r["n"]), "n_correct": int(r["n_correct"]),
+             **{k: estimate(r[k], r[f"{k}_low"], r[f"{k}_high"]) for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+             "ece": pct(r["ece"]), "brier": num(r["brier"])}
+            for _, r in group.iterrows()]
+    mean = None
+    if len(group) >= 2:
+        mean = {k: mean_sd(list(group[k]), "pct") for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")}
+        mean["brier"] = mean_sd(list(group["brier"]), "num")
+    return {"rows": rows, "mean": mean}
+
+
+def summary_context(results_dir: str | Path, config: dict, seeds: list[int], datasets: list[str],
+                    run_info: RunInfo) -> dict:
+    """What the two-page summary shows, from the summary tables, train.json files and the leakage audit."""
+    results_dir = Path(results_dir)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise LeukoError("seeds: no seeds to report")
+    config = dict(config or {})
+    weights = _weights(results_dir)
+    trains = []
+    for seed in seeds:
+        tpath = results_dir / "seeds" / str(seed) / "train.json"
+        train = _read_json(tpath)
+        phases = _phase_rows(train, tpath)
+        trains.append({"seed": seed, "recipe": _recipe(train, tpath), "classes": _key(train, "classes", tpath),
+                       "epochs_run": " + ".join(str(p["epochs_run"]) for p in phases),
+                       "best_epochs": ", ".join(str(p["best_epoch"]) for p in phases),
+                       "seconds": seconds(_key(train, "seconds", tpath)), "device": train.get("device", DASH)})
+    classes = list(trains[0]["classes"])
+    citation = str(config.get("data_citation") or DEFAULT_CITATION)
+    data = _data(results_dir, [str(d) for d in datasets], classes, citation)
+    table, gaps = _summary_tables(results_dir)
+    leakage = _leakage(results_dir, with_pages=False)
+    headline = _headline(table, "test")
+    for row, t in zip(headline["rows"], trains):
+        row.update({k: t[k] for k in ("epochs_run", "best_epochs", "seconds")})
+    return {
+        "title": "Leukocyte classification with a two-phase ResNet18: rerun summary",
+        "run": {"date": run_info.date, "git_commit": run_info.git_commit, "device": trains[0]["device"]},
+        "weights": weights,
+        "recipe": trains[0]["recipe"],
+        "classes": classes,
+        "seeds": seeds,
+        "data": data,
+        "test": headline,
+        "external": _external(gaps, data),
+        "leakage": leakage,
+        "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
+                    "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
+        "limitations": limitations(config, weights, data, table, leakage, seeds),
+        "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }
 
 
@@ -528,15 +627,15 @@ def make_environment(templates_dir: str | Path) -> Environment:
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def render_html(context: dict, templates_dir: str | Path) -> str:
-    """The report as one self-contained HTML string (CSS inlined, figures as data URIs)."""
+def render_html(context: dict, templates_dir: str | Path, name: str = "report") -> str:
+    """Template `name`.html.j2 as one self-contained HTML string (`name`.css inlined, figures as data URIs)."""
     templates_dir = Path(templates_dir)
-    css_path = templates_dir / STYLESHEET
+    css_path = templates_dir / f"{name}.css"
     css = css_path.read_text(encoding="utf-8") if css_path.is_file() else ""
     if "</style" in css.lower():
         raise LeukoError(f"{css_path.as_posix()}: must not contain '</style'")
     env = make_environment(templates_dir)
-    return env.get_template(TEMPLATE).render(**context, css=Markup(css))
+    return env.get_template(f"{name}.html.j2").render(**context, css=Markup(css))
 
 
 def write_html(html: str, out: str | Path) -> None:

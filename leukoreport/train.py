@@ -16,7 +16,8 @@ import pandas as pd
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path
 
-HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "seconds"]
+HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "train_accuracy",
+                   "seconds"]
 
 
 @dataclass
@@ -171,14 +172,22 @@ def _tracker_class():
 
         def __init__(self):
             super().__init__(monitor="valid_loss")
-            self.best_state, self.best_epoch, self.seconds = None, None, []
+            self.best_state, self.best_epoch, self.seconds, self.train_accuracy = None, None, [], []
 
         def before_epoch(self):
             self._start = time.perf_counter()
+            self._correct, self._seen = 0, 0
+
+        def after_batch(self):
+            if self.training and len(self.learn.yb):
+                target = self.learn.yb[0]
+                self._correct += int((self.learn.pred.argmax(dim=-1) == target).sum())
+                self._seen += len(target)
 
         def after_epoch(self):
             super().after_epoch()
             self.seconds.append(time.perf_counter() - self._start)
+            self.train_accuracy.append(self._correct / self._seen if self._seen else float("nan"))
             if self.new_best:
                 self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
                 self.best_epoch = self.epoch
@@ -216,6 +225,7 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
                 "train_loss": float(rec["train_loss"]),
                 "valid_loss": float(rec["valid_loss"]),
                 "accuracy": float(rec["accuracy"]),
+                "train_accuracy": round(tracker.train_accuracy[i], 6),
                 "seconds": round(tracker.seconds[i], 3),
             }
         )

@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from leukoreport.metrics import compute_metrics
+from leukoreport.leakage import summarize
+from leukoreport.metrics import Uncertainty, compute_metrics
+from leukoreport.summary import external_gaps, metrics_table
+
+UNCERTAINTY = Uncertainty(n_resamples=999)  # fast; the numbers only need to be consistent
 
 PER_CLASS = 10  # images per class in the training data: 7 train / 1-2 valid / 1-2 test
 EXTERNAL = 4  # images in each external set, all of the first class (the other classes are absent)
@@ -89,7 +93,8 @@ def _training(seed: int, classes: list[str], n_train: int, n_valid: int) -> tupl
             losses.append(valid_loss)
             history.append({"phase": ph["phase"], "epoch": epoch, "phase_epoch": pe,
                             "train_loss": float(0.6 / epoch), "valid_loss": valid_loss,
-                            "accuracy": float(min(1.0, 0.7 + 0.05 * epoch)), "seconds": float(10 + rng.random())})
+                            "accuracy": float(min(1.0, 0.7 + 0.05 * epoch)),
+                            "train_accuracy": float(min(1.0, 0.6 + 0.06 * epoch)), "seconds": float(10 + rng.random())})
         best = int(np.argmin(losses))
         phases.append({**ph, "epochs_run": run, "best_epoch": first + best, "best_valid_loss": losses[best],
                        "stopped_early": run < ph["max_epochs"]})
@@ -146,6 +151,24 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
            "path": "/cache/torch/hub/checkpoints/resnet18-f37072fd.pth",
            "sha256": "f37072fd" + "0" * 56}, results / "weights" / "resnet18.json")
 
+    # leakage audit: one exact pair across splits and one near pair between training data and an external set
+    pair_rows = [{"path_a": rows[0]["path"], "label_a": rows[0]["label"], "group_a": "train",
+                  "path_b": rows[-1]["path"], "label_b": rows[-1]["label"], "group_b": rows[-1]["split"],
+                  "distance": 0, "kind": "exact", "scope": "across splits",
+                  "same_label": rows[0]["label"] == rows[-1]["label"]}]
+    externals = [d for d in datasets if d != "test"]
+    if externals:
+        ext_path = sets[externals[0]]["path"].iloc[0]
+        pair_rows.append({"path_a": rows[1]["path"], "label_a": rows[1]["label"], "group_a": "train",
+                          "path_b": ext_path, "label_b": classes[0], "group_b": f"external:{externals[0]}",
+                          "distance": 3, "kind": "near", "scope": "training vs external", "same_label": True})
+    pairs = pd.DataFrame(pair_rows)
+    _csv(pairs, results / "audit" / "leakage.csv")
+    n_images = len(split) + sum(len(sets[d]) for d in externals)
+    _json(summarize(pd.DataFrame({"path": range(n_images)}), pairs, 4, 8).to_dict(), results / "audit" / "leakage.json")
+    _png(results / "audit" / "pairs" / "page-01.png", (1200, 500), "duplicate pairs", (90, 90, 90))
+
+    all_metrics = []
     n_train = int((split["split"] == "train").sum())
     n_valid = int((split["split"] == "valid").sum())
     for seed in seeds:
@@ -158,12 +181,22 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             out = folder / name
             pred = _predictions(sets[name], classes, seed, name)
             _csv(pred, out / "predictions.csv")
-            _json(compute_metrics(pred, classes, name, seed), out / "metrics.json")
+            metrics = compute_metrics(pred, classes, name, seed, UNCERTAINTY)
+            all_metrics.append(metrics)
+            _json(metrics, out / "metrics.json")
             _png(out / "confusion.png", (1650, 675), f"confusion {seed} {name}", (200, 90, 40))
             _png(out / "per_class.png", (1200, 600), f"per class {seed} {name}", (40, 160, 90))
+            _png(out / "reliability.png", (1000, 800), f"reliability {seed} {name}", (90, 40, 200))
+            _png(out / "top_losses.png", (1200, 1000), f"top losses {seed} {name}", (200, 40, 90))
             n_err = int((pred["label"] != pred["prediction"]).sum())
             _png(out / "errors" / "page-01.png", (1200, 260 * ((n_err + 4) // 5)), f"errors {seed} {name}",
                  (150, 40, 150))
+
+    table = metrics_table(all_metrics)
+    _csv(table, results / "summary" / "metrics.csv")
+    _csv(external_gaps(table), results / "summary" / "external.csv")
+    _png(results / "summary" / "curves.png", (1500, 540), "curves of every seed", (40, 90, 200))
+    _png(results / "summary" / "confusion_test.png", (1650, 675), "summed test confusion", (200, 90, 40))
 
     bench = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     (results / "benchmarks").mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ from PIL import Image
 
 from leukoreport.errors import LeukoError
 from leukoreport.figures import (plot_confusion, plot_error_gallery, plot_loss_curves,
-                                 plot_per_class)
+                                 plot_pair_gallery, plot_per_class, plot_reliability,
+                                 plot_seed_curves, plot_top_losses, top_loss_rows)
 from leukoreport.metrics import compute_metrics
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
@@ -150,3 +152,186 @@ def test_error_gallery_missing_image(tmp_path: Path):
     pred = make_pred(["monocyte"], ["lymphocyte"], FIVE)
     with pytest.raises(LeukoError, match="cell_000.png"):
         plot_error_gallery(pred, FIVE, tmp_path / "errors", root=tmp_path)
+
+
+def test_plot_confusion_title(tmp_path: Path):
+    m = compute_metrics(make_pred(FIVE * 2, FIVE * 2, FIVE), FIVE, "test", 1)
+    out = tmp_path / "confusion.png"
+    plot_confusion(m, out, title="Test set, summed over 3 seeds")
+    assert_png(out)
+
+
+def test_plot_loss_curves_train_accuracy(tmp_path: Path):
+    h = history(3, 4)
+    h["train_accuracy"] = h["accuracy"] - 0.05
+    out = tmp_path / "loss_curves.png"
+    plot_loss_curves(h, train_info(2, 6), out)
+    assert_png(out)
+
+
+def calibration_bins(counts: list[int]) -> list[dict]:
+    """Reliability-table bins over [0, 1] with the given counts; empty bins hold None."""
+    n = len(counts)
+    bins = []
+    for i, count in enumerate(counts):
+        mid = (i + 0.5) / n
+        bins.append({"bin": i, "lower": i / n, "upper": (i + 1) / n, "count": count,
+                     "confidence": mid if count else None,
+                     "accuracy": min(1.0, mid + 0.05) if count else None,
+                     "gap": 0.05 if count else None})
+    return bins
+
+
+def reliability_metrics(counts: list[int]) -> dict:
+    return {"dataset": "test", "seed": 3, "calibration": {
+        "ece": 0.031, "brier": 0.05, "log_loss": 0.12, "n_bins": len(counts),
+        "bins": calibration_bins(counts)}}
+
+
+def test_plot_reliability(tmp_path: Path):
+    out = tmp_path / "reliability.png"
+    plot_reliability(reliability_metrics([0] * 5 + [1, 3, 0, 4, 9, 12, 20, 45, 90, 400]), out)
+    width, height = assert_png(out)
+    assert width > 800 and height > 600
+
+
+def test_plot_reliability_one_bin(tmp_path: Path):
+    """Every image in the last bin, the other bins empty (None values) are skipped."""
+    out = tmp_path / "reliability.png"
+    plot_reliability(reliability_metrics([0] * 14 + [250]), out)
+    assert_png(out)
+
+
+def test_plot_reliability_bad_input(tmp_path: Path):
+    with pytest.raises(LeukoError, match="calibration"):
+        plot_reliability({"dataset": "test", "seed": 1}, tmp_path / "x.png")
+    m = reliability_metrics([0, 5, 10])
+    del m["calibration"]["bins"][1]["upper"]
+    with pytest.raises(LeukoError, match=r"bins\[1\].*upper"):
+        plot_reliability(m, tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="empty"):
+        plot_reliability(reliability_metrics([0, 0, 0]), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def loss_pred(n: int) -> pd.DataFrame:
+    """`n` predictions with repeated losses (ties) and a mix of right and wrong."""
+    labels = [FIVE[i % 5] for i in range(n)]
+    preds = [FIVE[(i // 3) % 5] for i in range(n)]
+    pred = make_pred(labels, preds, FIVE)
+    pred["loss"] = [round((i * 7) % 11 / 3, 2) for i in range(n)]
+    return pred.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def test_top_loss_rows_matches_independent_sort():
+    pred = loss_pred(40)
+    expected = sorted(zip(pred["loss"], pred["path"]), key=lambda t: (-t[0], t[1]))[:12]
+    top = top_loss_rows(pred, 12)
+    assert list(zip(top["loss"], top["path"])) == expected
+    assert len(top_loss_rows(pred, 100)) == 40
+
+
+def test_top_loss_rows_bad_input():
+    with pytest.raises(LeukoError, match="loss"):
+        top_loss_rows(loss_pred(5).drop(columns=["loss"]), 3)
+    with pytest.raises(LeukoError, match="k must be"):
+        top_loss_rows(loss_pred(5), 0)
+
+
+def test_plot_top_losses(tmp_path: Path):
+    pred = loss_pred(14)
+    write_images(pred, tmp_path)
+    out = tmp_path / "top" / "top_losses.png"
+    plot_top_losses(pred, FIVE, out, root=tmp_path, k=8, columns=4)
+    width, height = assert_png(out)
+    assert width > 500 and height > 500
+
+
+def test_plot_top_losses_fewer_images_than_k(tmp_path: Path):
+    pred = loss_pred(3)
+    write_images(pred, tmp_path)
+    out = tmp_path / "top_losses.png"
+    plot_top_losses(pred, FIVE, out, root=tmp_path, k=30)
+    width, height = assert_png(out)
+    assert width > height
+
+
+def test_plot_top_losses_bad_input(tmp_path: Path):
+    with pytest.raises(LeukoError, match="prediction"):
+        plot_top_losses(loss_pred(3).drop(columns=["prediction"]), FIVE, tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="no rows"):
+        plot_top_losses(loss_pred(3).head(0), FIVE, tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="cell_"):
+        plot_top_losses(loss_pred(3), FIVE, tmp_path / "x.png", root=tmp_path)
+
+
+PAIR_COLUMNS = ["path_a", "label_a", "group_a", "path_b", "label_b", "group_b", "distance",
+                "kind", "scope", "same_label"]
+
+
+def make_pairs(n: int) -> pd.DataFrame:
+    """`n` duplicate pairs over tiny images, exact and near, one with different labels."""
+    rows = []
+    for i in range(n):
+        rows.append({"path_a": f"imgs/a_{i:02d}.png", "label_a": "monocyte", "group_a": "train",
+                     "path_b": f"imgs/b_{i:02d}.png",
+                     "label_b": "monocyte" if i % 3 else "lymphocyte",
+                     "group_b": "external:external_monocyte" if i % 2 else "test",
+                     "distance": 0 if i % 2 else 3, "kind": "exact" if i % 2 else "near",
+                     "scope": "training vs external" if i % 2 else "across splits",
+                     "same_label": bool(i % 3)})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def write_pair_images(pairs: pd.DataFrame, root: Path) -> None:
+    write_images(pd.DataFrame({"path": list(pairs["path_a"]) + list(pairs["path_b"])}), root)
+
+
+@pytest.mark.parametrize("n, per_page", [(3, 8), (5, 2)])
+def test_pair_gallery_pages(tmp_path: Path, n: int, per_page: int):
+    pairs = make_pairs(n)
+    write_pair_images(pairs, tmp_path)
+    out = tmp_path / "pairs"
+    out.mkdir()
+    (out / "page-07.png").write_bytes(b"old")
+    assert plot_pair_gallery(pairs, out, root=tmp_path, per_page=per_page) == n
+    pages = sorted(out.iterdir())
+    expected = [f"page-{i:02d}.png" for i in range(1, math.ceil(n / per_page) + 1)]
+    assert [p.name for p in pages] == expected
+    for page in pages:
+        width, height = assert_png(page)
+        assert width > 600 and height > 300
+
+
+def test_pair_gallery_no_pairs(tmp_path: Path):
+    out = tmp_path / "pairs"
+    # no images written: nothing should be opened when there are no pairs
+    assert plot_pair_gallery(make_pairs(0), out, root=tmp_path, n_images=120) == 0
+    assert [p.name for p in out.iterdir()] == ["page-01.png"]
+    assert_png(out / "page-01.png")
+
+
+def test_pair_gallery_bad_input(tmp_path: Path):
+    with pytest.raises(LeukoError, match="group_b"):
+        plot_pair_gallery(make_pairs(2).drop(columns=["group_b"]), tmp_path / "pairs")
+    with pytest.raises(LeukoError, match="per_page"):
+        plot_pair_gallery(make_pairs(2), tmp_path / "pairs", per_page=0)
+    with pytest.raises(LeukoError, match="a_00.png"):
+        plot_pair_gallery(make_pairs(2), tmp_path / "pairs", root=tmp_path)
+
+
+def test_plot_seed_curves(tmp_path: Path):
+    with_train = history(4, 6)
+    with_train["train_accuracy"] = with_train["accuracy"] - 0.1
+    out = tmp_path / "seeds.png"
+    plot_seed_curves({1: history(3, 5), 2: with_train, 3: history(1, 1)}, out)
+    width, height = assert_png(out)
+    assert 1.8 < width / height < 3.5
+
+
+def test_plot_seed_curves_bad_input(tmp_path: Path):
+    with pytest.raises(LeukoError, match="no seeds"):
+        plot_seed_curves({}, tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="seed 2.*valid_loss"):
+        plot_seed_curves({1: history(2, 2), 2: history(2, 2).drop(columns=["valid_loss"])},
+                         tmp_path / "x.png")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from leukoreport.errors import LeukoError
-from leukoreport.metrics import compute_metrics, misclassified, prob_columns, read_predictions
+from leukoreport.metrics import Uncertainty, compute_metrics, misclassified, prob_columns, read_predictions
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
@@ -71,10 +72,11 @@ def test_key_order_and_plain_types():
     classes = ["a", "b", "c"]
     m = compute_metrics(make_pred(["a", "b", "c"], ["a", "c", "c"], classes), classes, "x", 1)
     assert list(m) == ["dataset", "seed", "n", "n_correct", "accuracy", "balanced_accuracy",
-                       "macro_f1", "mean_loss", "classes", "classes_present", "per_class",
-                       "confusion_matrix"]
-    assert list(m["per_class"]["a"]) == ["present", "support", "predicted", "precision",
-                                         "recall", "f1"]
+                       "macro_f1", "mean_loss", "confidence_level", "intervals", "calibration",
+                       "confused_pairs", "classes", "classes_present", "per_class", "confusion_matrix"]
+    assert list(m["per_class"]["a"]) == ["present", "support", "predicted", "correct", "errors", "precision",
+                                         "recall", "recall_low", "recall_high", "error_rate", "error_rate_low",
+                                         "error_rate_high", "f1"]
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "mean_loss"):
         assert type(m[key]) is float
     for key in ("seed", "n", "n_correct"):
@@ -94,12 +96,14 @@ def test_one_class_only_all_correct():
     assert m["classes_present"] == ["monocyte"]
     assert m["balanced_accuracy"] == 1.0 and m["macro_f1"] == 1.0
     mono = m["per_class"]["monocyte"]
-    assert mono == {"present": True, "support": 9, "predicted": 9,
-                    "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert mono.items() >= {"present": True, "support": 9, "predicted": 9, "correct": 9, "errors": 0,
+                            "precision": 1.0, "recall": 1.0, "f1": 1.0, "error_rate": 0.0}.items()
     for c in FIVE:
         if c != "monocyte":
-            assert m["per_class"][c] == {"present": False, "support": 0, "predicted": 0,
-                                         "precision": None, "recall": None, "f1": None}
+            assert m["per_class"][c] == {"present": False, "support": 0, "predicted": 0, "correct": 0, "errors": 0,
+                                         "precision": None, "recall": None, "recall_low": None,
+                                         "recall_high": None, "error_rate": None, "error_rate_low": None,
+                                         "error_rate_high": None, "f1": None}
     assert m["confusion_matrix"]["matrix"][3] == [0, 0, 0, 9, 0]
     assert sum(map(sum, m["confusion_matrix"]["matrix"])) == 9
 
@@ -110,8 +114,8 @@ def test_absent_class_that_is_predicted_stays_null():
     preds = ["monocyte", "eosinophil", "monocyte", "eosinophil"]
     m = compute_metrics(make_pred(labels, preds, FIVE), FIVE, "ext", 1)
     eos = m["per_class"]["eosinophil"]
-    assert eos == {"present": False, "support": 0, "predicted": 2,
-                   "precision": None, "recall": None, "f1": None}
+    assert eos.items() >= {"present": False, "support": 0, "predicted": 2, "errors": 0,
+                           "precision": None, "recall": None, "recall_low": None, "f1": None}.items()
     mono = m["per_class"]["monocyte"]
     # precision 2/2 = 1, recall 2/4 = 0.5, F1 = 2*1*0.5/1.5 = 2/3
     assert mono["precision"] == pytest.approx(1.0)
@@ -129,8 +133,8 @@ def test_present_class_never_predicted_has_precision_zero():
     preds = ["a", "a", "a", "a", "c"]
     m = compute_metrics(make_pred(labels, preds, classes), classes, "test", 0)
     b = m["per_class"]["b"]
-    assert b == {"present": True, "support": 2, "predicted": 0,
-                 "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert b.items() >= {"present": True, "support": 2, "predicted": 0, "errors": 2,
+                         "precision": 0.0, "recall": 0.0, "f1": 0.0, "error_rate": 1.0}.items()
     # a: precision 2/4 = 0.5, recall 2/2 = 1, F1 = 2*0.5*1/1.5 = 2/3 ; c: all 1
     assert m["per_class"]["a"]["precision"] == pytest.approx(0.5)
     assert m["per_class"]["a"]["f1"] == pytest.approx(2 / 3)
@@ -149,8 +153,8 @@ def test_perfect_predictions():
     assert m["confusion_matrix"]["matrix"] == [[3 if i == j else 0 for j in range(5)]
                                                for i in range(5)]
     for c in FIVE:
-        assert m["per_class"][c] == {"present": True, "support": 3, "predicted": 3,
-                                     "precision": 1.0, "recall": 1.0, "f1": 1.0}
+        assert m["per_class"][c].items() >= {"present": True, "support": 3, "predicted": 3,
+                                             "precision": 1.0, "recall": 1.0, "f1": 1.0}.items()
 
 
 def test_compute_metrics_rejects_unknown_labels_and_empty():
@@ -208,3 +212,60 @@ def test_misclassified_most_confident_first():
     assert list(wrong["confidence"]) == [0.9, 0.7, 0.6]
     assert list(wrong["p_true"]) == [0.1, 0.3, 0.4]
     assert misclassified(pred[pred["label"] == pred["prediction"]]).empty
+
+
+# --------------------------------------------------------------------------- intervals, calibration, confusions
+
+def test_metrics_json_intervals_match_scipy_and_hand_values():
+    from scipy.stats import binomtest
+
+    classes = ["a", "b", "c"]
+    labels = ["a"] * 9 + ["b"] * 6 + ["c"] * 5
+    preds = ["a"] * 9 + ["b"] * 4 + ["a", "c"] + ["c"] * 4 + ["b"]
+    m = compute_metrics(make_pred(labels, preds, classes), classes, "test", 1, Uncertainty(n_resamples=999))
+    assert m["confidence_level"] == 0.95
+    assert m["n_correct"] == 17
+    ci = binomtest(17, 20).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (m["intervals"]["accuracy"]["low"], m["intervals"]["accuracy"]["high"]) == pytest.approx((ci.low, ci.high))
+    # class a: 9/9 right -> Wilson lower bound n / (n + z^2) = 9 / (9 + 1.95996^2) = 0.70085
+    pc = m["per_class"]["a"]
+    assert pc["recall_low"] == pytest.approx(9 / (9 + 1.959963984540054 ** 2)) and pc["recall_high"] == 1.0
+    assert (pc["errors"], pc["error_rate"], pc["error_rate_low"]) == (0, 0.0, 0.0)
+    b = m["per_class"]["b"]  # 4 of 6 right
+    ci_b = binomtest(4, 6).proportion_ci(method="wilson")
+    assert (b["recall_low"], b["recall_high"]) == pytest.approx((ci_b.low, ci_b.high))
+    assert (b["error_rate_low"], b["error_rate_high"]) == pytest.approx((1 - ci_b.high, 1 - ci_b.low))
+    for key in ("balanced_accuracy", "macro_f1"):
+        iv = m["intervals"][key]
+        assert iv["low"] <= m[key] <= iv["high"] and iv["n_resamples"] == 999 and not iv["degenerate"]
+    json.dumps(m)  # plain JSON types only
+
+
+def test_metrics_json_calibration_and_confused_pairs():
+    classes = ["a", "b", "c"]
+    labels = ["a", "a", "a", "b", "b", "c", "c", "c"]
+    preds = ["a", "b", "b", "b", "a", "c", "a", "c"]
+    m = compute_metrics(make_pred(labels, preds, classes), classes, "ext", 2, Uncertainty(n_resamples=999))
+    # every image has confidence 0.9 -> one bin (0.8667, 0.9333]; accuracy 4/8; ECE = |0.5 - 0.9| = 0.4
+    cal = m["calibration"]
+    assert cal["ece"] == pytest.approx(0.4) and cal["n_bins"] == 15
+    assert [b["count"] for b in cal["bins"] if b["count"]] == [8]
+    # Brier: right rows (0.1^2 + 2 * 0.05^2) = 0.015, wrong rows (0.9^2 + 0.95^2 + 0.05^2) = 1.715
+    assert cal["brier"] == pytest.approx((4 * 0.015 + 4 * 1.715) / 8)
+    assert cal["log_loss"] == pytest.approx(-(4 * np.log(0.9) + 4 * np.log(0.05)) / 8)
+    # confusions: a->b twice, b->a once, c->a once
+    pairs = [(p["true"], p["predicted"], p["count"]) for p in m["confused_pairs"]]
+    assert pairs == [("a", "b", 2), ("b", "a", 1), ("c", "a", 1)]
+    assert m["confused_pairs"][0]["share_of_true"] == pytest.approx(2 / 3)
+    assert m["confused_pairs"][0]["share_of_errors"] == pytest.approx(2 / 4)
+
+
+def test_all_correct_single_class_gives_wilson_and_no_bootstrap_interval():
+    """The paper's 9/9 external monocytes: 100.0% [70.1–100.0], bootstrap degenerate."""
+    m = compute_metrics(make_pred(["monocyte"] * 9, ["monocyte"] * 9, FIVE), FIVE, "external_monocyte", 42,
+                        Uncertainty(n_resamples=999))
+    acc = m["intervals"]["accuracy"]
+    assert f"{100 * acc['low']:.1f}–{100 * acc['high']:.1f}" == "70.1–100.0"
+    assert m["intervals"]["balanced_accuracy"]["degenerate"] is True
+    assert m["intervals"]["balanced_accuracy"]["low"] is None
+    assert m["per_class"]["basophil"]["recall_low"] is None and m["confused_pairs"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -41,33 +42,25 @@ def _expected(results: Path, seed: int, dataset: str) -> dict:
     ok = int((pred["label"] == pred["prediction"]).sum())
     recalls = [float((g["prediction"] == label).mean()) for label, g in pred.groupby("label")]
     wrong = pred[pred["label"] != pred["prediction"]]
+    z = 1.959963984540054
+    centre, half = (ok + z * z / 2) / (n + z * z), z * math.sqrt(ok * (n - ok) / n + z * z / 4) / (n + z * z)
     return {"accuracy": f"{100 * ok / n:.2f}% ({ok}/{n})",
+            "accuracy_ci": f"{100 * ok / n:.1f}% [{100 * (centre - half):.1f}–{100 * min(1.0, centre + half):.1f}]",
             "balanced_accuracy": f"{100 * sum(recalls) / len(recalls):.2f}%",
             "errors": sorted(wrong["path"]), "present": set(pred["label"])}
-
-
-def test_formatting_helpers():
-    assert report.pct(0.99467) == "99.47%"
-    assert report.pct(None) == "—"
-    assert report.num(None) == "—"
-    assert report.accuracy_text(373 / 375, 373, 375) == "99.47% (373/375)"
-    assert report.hms(812.4) == "0:13:32"
-    assert report.lr(1e-4) == "0.0001"
-    assert str(report.mean_sd([0.9, 1.0], "pct")) == "95.00% ± 7.07"
-    assert str(report.mean_sd([0.9], "pct")) == "—"
 
 
 def test_context_numbers_match_predictions(fake):
     results, ctx, _ = fake
     assert [s["seed"] for s in ctx["seeds"]] == list(SEEDS)
     for i, seed in enumerate(SEEDS):
-        row = ctx["summary"]["rows"][i]
         for j, dataset in enumerate(DATASETS):
             exp = _expected(results, seed, dataset)
             d = ctx["seeds"][i]["datasets"][j]
-            assert d["name"] == dataset
+            row = ctx["summary"]["tables"][j]["rows"][i]
+            assert d["name"] == dataset and row["seed"] == seed
             assert d["accuracy"] == exp["accuracy"]
-            assert row["cells"][j]["accuracy"] == exp["accuracy"]
+            assert str(row["ci"]["accuracy"]) == str(d["ci"]["accuracy"]) == exp["accuracy_ci"]
             assert d["balanced_accuracy"] == exp["balanced_accuracy"]
             assert sorted(e["file"] for e in d["errors"]) == exp["errors"]
             assert d["n_errors"] == len(exp["errors"]) >= 1
@@ -80,7 +73,7 @@ def test_context_numbers_match_predictions(fake):
             assert cm["total"] == sum(r["total"] for r in cm["rows"]) == d["n"]
     # mean ± SD row over the two seeds
     accs = [float(_expected(results, s, "test")["accuracy"].split("%")[0]) for s in SEEDS]
-    mean = ctx["summary"]["mean"]["cells"][0]["accuracy"]
+    mean = ctx["summary"]["tables"][0]["mean"]["accuracy"]
     assert mean.mean == f"{sum(accs) / 2:.2f}%"
     # split counts, external counts, benchmarks, weights, recipe from the files
     split = pd.read_csv(results / "data" / "split.csv")
@@ -99,7 +92,7 @@ def test_context_numbers_match_predictions(fake):
 def test_single_seed_has_no_mean_row(tmp_path):
     results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
     ctx = report.build_context(results, {"data_citation": "My citation"}, [5], ["test"], RUN_INFO)
-    assert ctx["summary"]["mean"] is None
+    assert ctx["summary"]["tables"][0]["mean"] is None and ctx["summary"]["seconds_mean"] is None
     assert ctx["data"]["citation"] == "My citation"
     html = report.render_html(ctx, TEMPLATES)
     assert "mean ± SD" not in html and "My citation" in html
@@ -114,8 +107,8 @@ def test_html_shows_every_seed_dataset_and_figure(fake):
         assert dataset in html
     assert "abc1234 (modified)" in html and "torch" in html and "9.9.9" in html
     assert "train_seed3" in html
-    # loss curves per seed + 3 figures per seed and dataset, all embedded
-    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 3 * len(DATASETS))
+    # loss curves per seed + 5 figures per seed and dataset + one page of duplicate pairs, all embedded
+    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 5 * len(DATASETS)) + 1
     assert 'src="seeds/' not in html and "file://" not in html
     assert "absent" in html
 
@@ -201,3 +194,40 @@ def test_collect_run_info(tmp_path):
     assert info.packages["pandas"] == pd.__version__
     assert info.device.startswith(("CPU: ", "CUDA: "))
     assert info.python and info.date
+
+
+def test_leakage_and_external_gap_sections(fake):
+    results, ctx, html = fake
+    pairs = pd.read_csv(results / "audit" / "leakage.csv")
+    assert ctx["leakage"]["n_pairs"] == len(pairs) == 2
+    assert [p["file_a"] for p in ctx["leakage"]["pairs"]] == list(pairs["path_a"])
+    for path in list(pairs["path_a"]) + list(pairs["path_b"]):
+        assert path in html
+    assert "2 duplicate pair(s) found: 1 exact, 1 near" in html
+    gaps = pd.read_csv(results / "summary" / "external.csv")
+    ext = ctx["external"][0]
+    assert ext["name"] == "ext" and [r["seed"] for r in ext["rows"]] == list(SEEDS)
+    for row, (_, g) in zip(ext["rows"], gaps.iterrows()):
+        sign = lambda x: f"{100 * x:+.1f}".replace("-", "\u2212")  # noqa: E731
+        assert str(row["gap"]) == f"{sign(g['gap'])} pp [{sign(g['gap_low'])} to {sign(g['gap_high'])}]"
+    d = ctx["seeds"][0]["datasets"][1]
+    assert d["name"] == "ext" and str(d["gap"]) == str(ext["rows"][0]["gap"])
+    assert "Not for clinical use" in html and "Model card" in html
+
+
+def test_summary_context_and_html(fake, tmp_path):
+    results, _, _ = fake
+    ctx = report.summary_context(results, fake_config(SEEDS, DATASETS), list(SEEDS), list(DATASETS), RUN_INFO)
+    table = pd.read_csv(results / "summary" / "metrics.csv")
+    test = table[table["dataset"] == "test"]
+    assert [r["seed"] for r in ctx["test"]["rows"]] == list(test["seed"])
+    assert [r["n_correct"] for r in ctx["test"]["rows"]] == list(test["n_correct"])
+    html = report.render_html(ctx, TEMPLATES, "summary")
+    assert html.count('src="data:image/png;base64,') == 2
+    assert "Limitations" in html and "2 duplicate pair(s)" in html
+    out = tmp_path / "summary.html"
+    report.write_html(html, out)
+    report.write_pdf(out, tmp_path / "summary.pdf")
+    from pypdf import PdfReader
+
+    assert len(PdfReader(tmp_path / "summary.pdf").pages) <= 2

@@ -37,6 +37,10 @@ def test_history_columns_and_epoch_axis(trained):
         assert phase["best_valid_loss"] == pytest.approx(best["valid_loss"])
         assert phase["stopped_early"] == (len(rows) < phase["max_epochs"])
     assert info["n_train"] == 18 and info["n_valid"] == 6
+    # train accuracy counts argmax hits over the epoch's training batches: 2 full batches of 8 (drop_last)
+    seen = (info["n_train"] // CFG.batch_size) * CFG.batch_size
+    hits = history["train_accuracy"] * seen
+    assert ((hits - hits.round()).abs() < 1e-6).all() and hits.between(0, seen).all()
     assert info["classes"] == ["alpha", "beta", "gamma"]
 
 
@@ -50,7 +54,7 @@ def test_best_weights_restored(trained, tiny_split):
 def test_same_seed_same_history(trained, tiny_split):
     _, again, _ = train(tiny_split, CFG, seed=7, threads=1)
     _, history, _ = trained
-    cols = ["train_loss", "valid_loss", "accuracy"]
+    cols = ["train_loss", "valid_loss", "accuracy", "train_accuracy"]
     assert history[cols].equals(again[cols])
 
 

@@ -47,14 +47,67 @@ def snakemake(project: Path, *args: str, env: dict | None = None, timeout: int =
     )
 
 
+SMOKE_PER_CLASS = 20
+
+
+def make_smoke_data(project: Path) -> dict:
+    """20 real images per class under smoke_data/, plus planted leakage and a mixed-format external set.
+
+    - an exact duplicate (PNG re-save) of a basophil image, named so that the split puts it in another split;
+    - external set ``mixed``: a resized BMP copy of a training neutrophil (near duplicate, different size), a PNG
+      eosinophil and a TIFF lymphocyte; basophil and monocyte are missing.
+    """
+    from leukoreport.data import discover, stratified_split
+
+    src, dst = project / "data" / "leukocytes", project / "smoke_data"
+    for folder in sorted(src.iterdir()):
+        (dst / folder.name).mkdir(parents=True)
+        for f in sorted(folder.iterdir())[:SMOKE_PER_CLASS]:
+            shutil.copy2(f, dst / folder.name / f.name)
+
+    def split_of() -> dict:
+        split = stratified_split(discover(dst), (0.7, 0.15, 0.15), seed=42)
+        return {Path(p).name: s for p, s in zip(split["path"], split["split"])}
+
+    for original in sorted((dst / "basophil").iterdir()):
+        copy = dst / "basophil" / f"zz_copy_of_{original.stem}.png"
+        with Image.open(original) as img:
+            img.convert("RGB").save(copy)
+        where = split_of()
+        if where[original.name] != where[copy.name]:
+            break
+        copy.unlink()
+    else:
+        raise AssertionError("no basophil duplicate lands in another split")
+
+    train_neutrophil = next(n for n, s in sorted(where.items()) if s == "train" and "NE_" in n)
+    mixed = project / "mixed_external"
+    for label in ("neutrophil", "eosinophil", "lymphocyte"):
+        (mixed / label).mkdir(parents=True)
+    with Image.open(dst / "neutrophil" / train_neutrophil) as img:
+        img.convert("RGB").resize((300, 290)).save(mixed / "neutrophil" / "resized_copy.bmp")
+    with Image.open(sorted((src / "eosinophil").iterdir())[SMOKE_PER_CLASS + 5]) as img:
+        img.convert("RGB").save(mixed / "eosinophil" / "eosinophil.png")
+    with Image.open(sorted((src / "lymphocyte").iterdir())[SMOKE_PER_CLASS + 6]) as img:
+        img.convert("RGB").resize((200, 210)).save(mixed / "lymphocyte" / "lymphocyte.tif")
+    return {"original": f"smoke_data/basophil/{original.name}", "copy": f"smoke_data/basophil/{copy.name}",
+            "train_neutrophil": f"smoke_data/neutrophil/{train_neutrophil}",
+            "bmp": "mixed_external/neutrophil/resized_copy.bmp", "splits": where}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("smoke") / "project")
+    planted = make_smoke_data(project)
+    cfg = yaml.safe_load((project / "config" / "smoke.yaml").read_text())
+    cfg.update(data_dir="smoke_data", max_per_class=None,
+               external={"external_monocyte": "data/external_monocyte", "mixed": "mixed_external"})
+    (project / "test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.perf_counter()
-    proc = snakemake(project, "--cores", "2", "--configfile", "config/smoke.yaml")
+    proc = snakemake(project, "--cores", "2", "--configfile", "test.yaml")
     print(f"smoke workflow: {time.perf_counter() - start:.1f} s")
     assert proc.returncode == 0, proc.stdout[-5000:]
-    return project, yaml.safe_load((project / "config" / "smoke.yaml").read_text())
+    return project, cfg, planted
 
 
 def recompute(pred: pd.DataFrame, classes: list[str]) -> dict:
@@ -83,7 +136,7 @@ def recompute(pred: pd.DataFrame, classes: list[str]) -> dict:
 
 
 def test_metrics_equal_recomputation_from_predictions(smoke_run):
-    project, cfg = smoke_run
+    project, cfg, _ = smoke_run
     datasets = ["test", *cfg["external"]]
     split = pd.read_csv(project / "results/data/split.csv")
     for seed in cfg["seeds"]:
@@ -114,10 +167,11 @@ def test_metrics_equal_recomputation_from_predictions(smoke_run):
 
 
 def test_smoke_outputs_follow_the_config(smoke_run):
-    project, cfg = smoke_run
+    project, cfg, _ = smoke_run
     split = pd.read_csv(project / "results/data/split.csv")
     counts = split.groupby(["label", "split"]).size().unstack()
-    assert (counts.sum(axis=1) == cfg["max_per_class"]).all()
+    on_disk = {f.name: len(list(f.iterdir())) for f in (project / cfg["data_dir"]).iterdir()}
+    assert counts.sum(axis=1).to_dict() == on_disk and on_disk["basophil"] == SMOKE_PER_CLASS + 1
     assert (counts["test"] >= 1).all() and (counts["valid"] >= 1).all()
     for seed in cfg["seeds"]:
         history = pd.read_csv(project / f"results/seeds/{seed}/history.csv")
@@ -134,7 +188,7 @@ def test_smoke_outputs_follow_the_config(smoke_run):
 def test_reports_mention_every_seed_and_dataset(smoke_run):
     from pypdf import PdfReader
 
-    project, cfg = smoke_run
+    project, cfg, _ = smoke_run
     html = (project / "results/report/report.html").read_text()
     pdf = project / "results/report/report.pdf"
     assert pdf.stat().st_size > 10_000
@@ -146,8 +200,90 @@ def test_reports_mention_every_seed_and_dataset(smoke_run):
     assert "random (pretrained: false)" in html
 
 
+def test_intervals_in_metrics_match_scipy_wilson(smoke_run):
+    from scipy.stats import binomtest
+
+    project, cfg, _ = smoke_run
+    for seed in cfg["seeds"]:
+        for dataset in ["test", *cfg["external"]]:
+            m = json.loads((project / f"results/seeds/{seed}/{dataset}/metrics.json").read_text())
+            ci = binomtest(m["n_correct"], m["n"]).proportion_ci(method="wilson")
+            acc = m["intervals"]["accuracy"]
+            assert (acc["low"], acc["high"]) == pytest.approx((ci.low, ci.high)), (seed, dataset)
+            for c, pc in m["per_class"].items():
+                if pc["present"]:
+                    ci = binomtest(pc["correct"], pc["support"]).proportion_ci(method="wilson")
+                    assert (pc["recall_low"], pc["recall_high"]) == pytest.approx((ci.low, ci.high))
+            boot = m["intervals"]["macro_f1"]
+            assert boot["n_resamples"] == cfg["bootstrap_resamples"] and boot["method"] == "BCa"
+            assert boot["degenerate"] or boot["low"] <= m["macro_f1"] <= boot["high"]
+            pred = pd.read_csv(project / f"results/seeds/{seed}/{dataset}/predictions.csv")
+            probs = pred[[f"prob_{c}" for c in m["classes"]]].to_numpy()
+            truth = np.array([m["classes"].index(label) for label in pred["label"]])
+            brier = ((probs - np.eye(len(m["classes"]))[truth]) ** 2).sum(axis=1).mean()
+            assert m["calibration"]["brier"] == pytest.approx(brier)
+            assert sum(b["count"] for b in m["calibration"]["bins"]) == m["n"]
+    table = pd.read_csv(project / "results/summary/metrics.csv")
+    assert len(table) == len(cfg["seeds"]) * (1 + len(cfg["external"]))
+
+
+def test_leakage_audit_reports_planted_duplicates(smoke_run):
+    project, _, planted = smoke_run
+    pairs = pd.read_csv(project / "results/audit/leakage.csv")
+    split = pd.read_csv(project / "results/data/split.csv").set_index("path")["split"]
+    found = {(r["path_a"], r["path_b"]): r for _, r in pairs.iterrows()}
+    across = found[tuple(sorted([planted["original"], planted["copy"]],
+                                key=lambda p: ["train", "valid", "test"].index(split[p])))]
+    assert (across["kind"], across["scope"], across["distance"]) == ("exact", "across splits", 0)
+    assert {across["group_a"], across["group_b"]} == {split[planted["original"]], split[planted["copy"]]}
+    external = found[(planted["train_neutrophil"], planted["bmp"])]
+    assert (external["scope"], external["group_a"], external["group_b"]) == ("training vs external", "train",
+                                                                            "external:mixed")
+    assert external["kind"] == "near" and external["distance"] <= 4
+    summary = json.loads((project / "results/audit/leakage.json").read_text())
+    assert summary["n_pairs"] == len(pairs) >= 2
+    html = (project / "results/report/report.html").read_text()
+    for path in (planted["original"], planted["copy"], planted["bmp"]):
+        assert path in html
+    assert f"{summary['n_pairs']} duplicate pair(s) found" in html
+    assert len(list((project / "results/audit/pairs").glob("page-*.png"))) >= 1
+
+
+def test_mixed_external_set_runs_with_missing_classes_absent(smoke_run):
+    project, cfg, _ = smoke_run
+    listed = pd.read_csv(project / "results/data/external/mixed.csv")
+    assert sorted(Path(p).suffix for p in listed["path"]) == [".bmp", ".png", ".tif"]
+    for seed in cfg["seeds"]:
+        m = json.loads((project / f"results/seeds/{seed}/mixed/metrics.json").read_text())
+        assert m["n"] == 3 and m["classes_present"] == ["eosinophil", "lymphocyte", "neutrophil"]
+        for absent in ("basophil", "monocyte"):
+            assert m["per_class"][absent]["present"] is False and m["per_class"][absent]["recall"] is None
+    gaps = pd.read_csv(project / "results/summary/external.csv")
+    assert sorted(set(gaps["dataset"])) == ["external_monocyte", "mixed"]
+    html = (project / "results/report/report.html").read_text()
+    section = html[html.index('id="seed-1-mixed"'):]
+    section = section[:section.index("</section>")]
+    assert section.count('class="num absent">absent</td>') >= 2 * 3  # two absent classes, three columns each
+    assert "gap to test accuracy" in section
+
+
+def test_summary_pdf_has_at_most_two_pages(smoke_run):
+    from pypdf import PdfReader
+
+    project, cfg, _ = smoke_run
+    reader = PdfReader(project / "results/report/summary.pdf")
+    assert 1 <= len(reader.pages) <= 2
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    for needle in ("Model and training", "Data and split", "Test split", "External sets", "Leakage audit",
+                   "Limitations", "mixed", "duplicate pair"):
+        assert needle in text, needle
+    full = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(project / "results/report/report.pdf").pages)
+    for needle in ("Model card", "Not for clinical use", "reliability diagram", "Most confused class pairs", "Leakage audit"):
+        assert needle in full, needle
+
+
 def test_model_loads_with_load_learner_alone(smoke_run):
-    project, _ = smoke_run
+    project, _, _ = smoke_run
     model = project / "results/seeds/1/model.pkl"
     image = next((project / "data/external_monocyte/monocyte").iterdir())
     code = (
@@ -273,6 +409,21 @@ def test_missing_pretrained_weights_stop_before_training(bad_project, tmp_path):
     assert "pretrained: false" in proc.stdout
     assert not (bad_project / "results/logs/train_seed1.log").exists()
     assert not (bad_project / "results/weights/resnet18.json").exists()
+
+
+def test_leakage_fail_stops_the_run_before_training(bad_project):
+    original = bad_project / "images/alpha/alpha_00.png"
+    shutil.copy2(original, bad_project / "images/gamma/copy_of_alpha_00.png")  # same pixels, other class
+    cfg = yaml.safe_load((bad_project / "config" / "smoke.yaml").read_text())
+    cfg.update(data_dir="images", external={}, max_per_class=None, leakage="fail")
+    (bad_project / "leak.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(bad_project, "--cores", "1", "--configfile", "leak.yaml")
+    assert_one_line_error(proc, "error: leakage audit: 1 duplicate pair(s) found (1 exact, 0 near")
+    assert "pairs listed in results/logs/leakage.log" in proc.stdout
+    log = (bad_project / "results/logs/leakage.log").read_text()
+    assert "images/alpha/alpha_00.png" in log and "images/gamma/copy_of_alpha_00.png" in log
+    assert not (bad_project / "results/audit/leakage.json").exists()
+    assert not (bad_project / "results/logs/train_seed1.log").exists()
 
 
 def test_lint_is_clean():

@@ -18,6 +18,7 @@ wildcard_constraints:
     seed=r"\d+",
     dataset="|".join(DATASETS),
     name="|".join(EXTERNAL) or "(?!)",
+    doc="report|summary",
 
 
 def dataset_images(wildcards):
@@ -30,4 +31,10 @@ def dataset_images(wildcards):
 def train_params():
     """The training part of the config, passed to the train script."""
     keys = ["size", "batch_size", "pretrained", "schedule", "phases", "augmentation", "num_workers", "device"]
+    return {key: config[key] for key in keys}
+
+
+def uncertainty_params():
+    """The interval and calibration settings, passed to the evaluate script."""
+    keys = ["confidence_level", "bootstrap_resamples", "bootstrap_seed", "calibration_bins"]
     return {key: config[key] for key in keys}

@@ -7,6 +7,7 @@ rule evaluate:
         metrics="results/seeds/{seed}/{dataset}/metrics.json",
     params:
         batch_size=config["eval_batch_size"],
+        uncertainty=uncertainty_params(),
     conda:
         "../envs/leukoreport.yaml"
     log:

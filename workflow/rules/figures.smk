@@ -25,7 +25,11 @@ rule plot_dataset:
     output:
         confusion="results/seeds/{seed}/{dataset}/confusion.png",
         per_class="results/seeds/{seed}/{dataset}/per_class.png",
+        reliability="results/seeds/{seed}/{dataset}/reliability.png",
+        top_losses="results/seeds/{seed}/{dataset}/top_losses.png",
         errors=directory("results/seeds/{seed}/{dataset}/errors"),
+    params:
+        top_losses=config["top_losses"],
     conda:
         "../envs/leukoreport.yaml"
     log:

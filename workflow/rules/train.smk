@@ -22,6 +22,7 @@ rule train:
     input:
         split="results/data/split.csv",
         weights="results/weights/resnet18.json",
+        audit="results/audit/leakage.json",
     output:
         model="results/seeds/{seed}/model.pkl",
         history="results/seeds/{seed}/history.csv",

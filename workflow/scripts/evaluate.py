@@ -5,7 +5,7 @@ import pandas as pd
 from leukoreport.evaluate import load_model, predict
 from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
-from leukoreport.metrics import compute_metrics
+from leukoreport.metrics import Uncertainty, compute_metrics
 
 with step_log(snakemake.log[0]):
     images = pd.read_csv(snakemake.input.images)
@@ -14,7 +14,8 @@ with step_log(snakemake.log[0]):
     learn = load_model(snakemake.input.model)
     predictions = predict(learn, images, snakemake.params.batch_size)
     classes = [str(c) for c in learn.dls.vocab]
-    metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed))
+    metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),
+                              Uncertainty.from_config(snakemake.params.uncertainty))
     write_csv(predictions, snakemake.output.predictions)
     write_json(metrics, snakemake.output.metrics)
     print(f"{snakemake.wildcards.dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images")

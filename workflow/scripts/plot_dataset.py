@@ -1,8 +1,8 @@
-"""Confusion matrix, per-class metrics and error gallery of one seed on one dataset."""
+"""Confusion matrix, per-class scores, reliability diagram, top losses and error gallery of one seed on one dataset."""
 
 import json
 
-from leukoreport.figures import plot_confusion, plot_error_gallery, plot_per_class
+from leukoreport.figures import plot_confusion, plot_error_gallery, plot_per_class, plot_reliability, plot_top_losses
 from leukoreport.logs import step_log
 from leukoreport.metrics import read_predictions
 
@@ -11,5 +11,7 @@ with step_log(snakemake.log[0]):
     predictions = read_predictions(snakemake.input.predictions, metrics["classes"])
     plot_confusion(metrics, snakemake.output.confusion)
     plot_per_class(metrics, snakemake.output.per_class)
+    plot_reliability(metrics, snakemake.output.reliability)
+    plot_top_losses(predictions, metrics["classes"], snakemake.output.top_losses, ".", snakemake.params.top_losses)
     n_errors = plot_error_gallery(predictions, metrics["classes"], snakemake.output.errors)
     print(f"{n_errors} misclassified images")

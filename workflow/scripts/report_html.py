@@ -10,4 +10,4 @@ with step_log(snakemake.log[0]):
     context = build_context(
         results, snakemake.params.config, snakemake.params.seeds, snakemake.params.datasets, collect_run_info(".")
     )
-    write_html(render_html(context, Path(snakemake.input.templates).parent), snakemake.output[0])
+    write_html(render_html(context, Path(snakemake.input.templates[0]).parent), snakemake.output[0])

@@ -1,0 +1,45 @@
+rule leakage:
+    input:
+        split="results/data/split.csv",
+        external=expand("results/data/external/{name}.csv", name=EXTERNAL),
+    output:
+        hashes="results/audit/hashes.csv",
+        pairs="results/audit/leakage.csv",
+        summary="results/audit/leakage.json",
+    params:
+        names=list(EXTERNAL),
+        action=config["leakage"],
+        max_distance=config["leakage_max_distance"],
+        hash_size=config["leakage_hash_size"],
+    conda:
+        "../envs/leukoreport.yaml"
+    log:
+        "results/logs/leakage.log",
+    benchmark:
+        "results/benchmarks/leakage.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/leakage.py"
+
+
+rule plot_leakage:
+    input:
+        pairs="results/audit/leakage.csv",
+        summary="results/audit/leakage.json",
+    output:
+        directory("results/audit/pairs"),
+    conda:
+        "../envs/leukoreport.yaml"
+    log:
+        "results/logs/plot_leakage.log",
+    benchmark:
+        "results/benchmarks/plot_leakage.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_leakage.py"

@@ -1,0 +1,21 @@
+"""Hash every split and external image and list exact and near duplicate pairs."""
+
+import pandas as pd
+
+from leukoreport.errors import LeukoError
+from leukoreport.files import write_csv, write_json
+from leukoreport.leakage import audit, failure_message, format_pairs
+from leukoreport.logs import step_log
+
+with step_log(snakemake.log[0]):
+    split = pd.read_csv(snakemake.input.split, dtype=str)
+    externals = {name: pd.read_csv(path, dtype=str) for name, path in zip(snakemake.params.names, snakemake.input.external)}
+    table, pairs, summary = audit(split, externals, ".", snakemake.params.max_distance, snakemake.params.hash_size)
+    print(f"{summary.n_images} images hashed; {summary.n_pairs} pair(s): {summary.n_exact} exact, {summary.n_near} near")
+    if len(pairs):
+        print(format_pairs(pairs))
+    if snakemake.params.action == "fail" and summary.n_pairs:
+        raise LeukoError(failure_message(summary, snakemake.log[0]))
+    write_csv(table, snakemake.output.hashes)
+    write_csv(pairs, snakemake.output.pairs)
+    write_json(summary.to_dict(), snakemake.output.summary)

@@ -1,0 +1,14 @@
+"""Thumbnails of every duplicate pair the leakage audit found."""
+
+import json
+
+import pandas as pd
+
+from leukoreport.figures import plot_pair_gallery
+from leukoreport.logs import step_log
+
+with step_log(snakemake.log[0]):
+    pairs = pd.read_csv(snakemake.input.pairs, dtype={"path_a": str, "path_b": str})
+    summary = json.loads(open(snakemake.input.summary).read())
+    n = plot_pair_gallery(pairs, snakemake.output[0], ".", n_images=summary["n_images"])
+    print(f"{n} pair(s) drawn")

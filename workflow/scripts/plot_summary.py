@@ -1,0 +1,15 @@
+"""Training curves of every seed on one figure, and the test confusion matrix summed over seeds."""
+
+import pandas as pd
+
+from leukoreport.figures import plot_confusion, plot_seed_curves
+from leukoreport.logs import step_log
+from leukoreport.summary import read_metrics, summed_confusion
+
+with step_log(snakemake.log[0]):
+    histories = {seed: pd.read_csv(path) for seed, path in zip(snakemake.params.seeds, snakemake.input.histories)}
+    plot_seed_curves(histories, snakemake.output.curves)
+    summed = summed_confusion([read_metrics(path) for path in snakemake.input.metrics], "test")
+    plot_confusion(summed, snakemake.output.confusion,
+                   title=f"Test confusion matrix summed over {summed['n_seeds']} seed(s): "
+                         f"{summed['n_correct']}/{summed['n']} correct")
