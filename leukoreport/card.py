@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from leukoreport.formatting import estimate, mean_sd, pct1
+from leukoreport.summary import RunKey
 
 WIDE_INTERVAL = 0.10  # an accuracy interval wider than 10 percentage points is called "wide"
 
@@ -34,8 +35,31 @@ def metric_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, leakage: dict,
-                seeds: list[int]) -> list[str]:
+def _seeds_sentence(runs: list[RunKey]) -> str:
+    seeds = sorted({r.seed for r in runs})
+    splits = list(dict.fromkeys(r.split_seed for r in runs))
+    if len(splits) == 1:
+        return (f"{len(seeds)} training seed(s) on one split (split seed {splits[0]}): variation between splits "
+                "is not measured.")
+    return (f"{len(seeds)} training seed(s) on each of {len(splits)} splits (split seeds "
+            f"{', '.join(map(str, splits))}); the robustness section separates the two sources of variation.")
+
+
+def _leakage_sentence(audits: list[dict]) -> str:
+    pairs = sum(a["n_pairs"] for a in audits)
+    if pairs:
+        exact, near = sum(a["n_exact"] for a in audits), sum(a["n_near"] for a in audits)
+        where = "" if len(audits) == 1 else f" over {len(audits)} split seeds"
+        return (f"The leakage audit found {pairs} duplicate pair(s){where} ({exact} exact, {near} near); results on "
+                "affected splits may be optimistic.")
+    a = audits[0]
+    return (f"The leakage audit found no exact or near duplicates (perceptual hash, Hamming distance ≤ "
+            f"{a['max_distance']}) among {a['n_images']} images; it cannot detect different images of the same "
+            "patient or slide.")
+
+
+def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, leakage: list[dict],
+                runs: list[RunKey]) -> list[str]:
     """Plain sentences on what this run cannot show, each computed from the run's files."""
     out = []
     if weights.get("pretrained") != "yes":
@@ -47,8 +71,7 @@ def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, le
         level = f"{100 * float(test['confidence_level'].iloc[0]):g}%"
         out.append(f"The test split has {int(test['n'].iloc[0])} images; the {level} "
                    f"interval of one seed's accuracy is {100 * width:.1f} percentage points wide on average.")
-    out.append(f"{len(seeds)} training seed(s) on one split (split seed {config.get('split_seed', '?')}): "
-               "variation between splits is not measured.")
+    out.append(_seeds_sentence(runs))
     if config.get("max_per_class"):
         out.append(f"Training data subsampled to {config['max_per_class']} images per class (max_per_class).")
     for e in data.get("external", []):
@@ -63,21 +86,15 @@ def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, le
                        f"({_join(present)}); its per-seed accuracy intervals span {span}, so it can neither confirm "
                        "nor rule out generalisation" + (" to the other classes." if len(present) < len(e["rows"])
                                                          else "."))
-    if leakage["n_pairs"]:
-        out.append(f"The leakage audit found {leakage['n_pairs']} duplicate pair(s) ({leakage['n_exact']} exact, "
-                   f"{leakage['n_near']} near); results on affected splits may be optimistic.")
-    else:
-        out.append(f"The leakage audit found no exact or near duplicates (perceptual hash, Hamming distance ≤ "
-                   f"{leakage['max_distance']}) among {leakage['n_images']} images; it cannot detect different "
-                   "images of the same patient or slide.")
+    out.append(_leakage_sentence(leakage))
     out.append("All images come from one analyser and one laboratory (CellaVision DM96, Hospital Clínic de "
                "Barcelona, May Grünwald-Giemsa): BatchNorm ResNets are known to lose accuracy under stain and "
                "scanner shift, which no set here tests.")
     return out
 
 
-def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.DataFrame, leakage: dict,
-               seeds: list[int]) -> dict:
+def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.DataFrame, leakage: list[dict],
+               runs: list[RunKey]) -> dict:
     """The computed parts of the model card; the template adds the fixed text."""
     phases = "; ".join(f"phase {p['phase']} {p['backbone']}, lr {p['lr']}, up to {p['max_epochs']} epochs, "
                        f"patience {p['patience']}" for p in recipe["phases"])
@@ -88,13 +105,13 @@ def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.
         "init": weights.get("init"),
         "training": f"{recipe['size']} px, batch size {recipe['batch_size']}; {phases}; early stopping on validation "
                     "loss with the best weights restored",
-        "seeds": ", ".join(str(s) for s in seeds),
+        "seeds": ", ".join(r.label for r in runs),
         "n_images": data["n_images"],
-        "split": "split {} by class with split seed {}".format(
+        "split": "split {} by class with split seed(s) {}".format(
             "/".join(f"{100 * float(f):g}" for f in config.get("split_fractions", [0.7, 0.15, 0.15])),
-            config.get("split_seed", "?")),
+            ", ".join(str(s) for s in dict.fromkeys(r.split_seed for r in runs))),
         "test_n": test_n,
         "external": external,
         "metrics": metric_rows(table),
-        "limitations": limitations(config, weights, data, table, leakage, seeds),
+        "limitations": limitations(config, weights, data, table, leakage, runs),
     }

@@ -21,6 +21,8 @@ def key_path(parts) -> str:
 
 def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> None:
     """Raise ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
+    if "split_seed" in config:
+        raise LeukoError("config key split_seed: replaced by split_seeds, a list (e.g. split_seeds: [42])")
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from leukoreport.errors import LeukoError
 
@@ -40,8 +41,25 @@ def _why(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
+@contextmanager
+def _strict_decoding():
+    """Make PIL refuse truncated images while inside (some libraries, e.g. WeasyPrint, relax it on import)."""
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
 def validate_image(path: str | Path) -> None:
     """Raise LeukoError unless `path` is an image PIL can fully decode and convert to RGB."""
+    with _strict_decoding():
+        _validate_image(path)
+
+
+def _validate_image(path: str | Path) -> None:
+    """validate_image without touching PIL's settings."""
     path = Path(path)
     where = path.as_posix()
     if path.suffix.lower() not in IMAGE_SUFFIXES:

@@ -48,6 +48,21 @@ def _check_labels(pred: pd.DataFrame, classes: list[str], where: str) -> None:
                              f"{classes}: {bad[:5]}")
 
 
+def prediction_classes(path: str | Path) -> list[str]:
+    """The class list of a predictions.csv: its ``prob_<class>`` columns, in order."""
+    path = Path(path)
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except FileNotFoundError:
+        raise LeukoError(f"{path}: file not found") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise LeukoError(f"{path}: cannot read as CSV: {exc}") from None
+    classes = [c[len("prob_"):] for c in header if c.startswith("prob_")]
+    if not classes:
+        raise LeukoError(f"{path}: no prob_<class> columns")
+    return classes
+
+
 def read_predictions(path: str | Path, classes: list[str]) -> pd.DataFrame:
     """Read predictions.csv; LeukoError naming the file if columns or labels are wrong."""
     path = Path(path)
@@ -96,8 +111,8 @@ def confused_pairs(matrix: np.ndarray, classes: list[str]) -> list[dict]:
     return sorted(pairs, key=lambda p: (-p["count"], p["true"], p["predicted"]))
 
 
-def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: int,
-                    uncertainty: Uncertainty = Uncertainty()) -> dict:
+def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: int | None,
+                    uncertainty: Uncertainty = Uncertainty(), split_seed: int | None = None) -> dict:
     """The metrics.json dict (plain JSON types) for one dataset and seed, intervals and calibration included."""
     if pred.empty:
         raise LeukoError(f"predictions of '{dataset}': no rows")
@@ -142,7 +157,8 @@ def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: 
     probs = pred[prob_columns(classes)].to_numpy(dtype=float)
     return {
         "dataset": str(dataset),
-        "seed": int(seed),
+        "seed": None if seed is None else int(seed),
+        "split_seed": None if split_seed is None else int(split_seed),
         "n": n,
         "n_correct": n_correct,
         "accuracy": n_correct / n,

@@ -27,10 +27,10 @@ from leukoreport.data import split_counts
 from leukoreport.card import limitations, model_card
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path, write_text
-from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, seconds,
-                                    yes_no)
+from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
+                                    seconds, yes_no)
 from leukoreport.metrics import misclassified, read_predictions
-from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS
+from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS, RunKey, run_folder, run_keys, run_label
 
 TITLE = "Leukocyte classification — rerun report"
 DEFAULT_CITATION = ("PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474, "
@@ -321,8 +321,12 @@ def _gallery_pages(folder: Path) -> list[Path]:
     return pages
 
 
-def _dataset(results_dir: Path, seed: int, name: str) -> dict:
-    folder = results_dir / "seeds" / str(seed) / name
+def _anchor(*parts: object) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_-]", "_", str(p)) for p in parts)
+
+
+def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
+    folder = run_folder(results_dir, key) / name
     mpath = folder / "metrics.json"
     metrics = _read_json(mpath)
     for k in ("n", "n_correct", "accuracy", "balanced_accuracy", "macro_f1", "classes"):
@@ -339,7 +343,7 @@ def _dataset(results_dir: Path, seed: int, name: str) -> dict:
     return {
         "name": name,
         "title": dataset_title(name),
-        "anchor": f"seed-{seed}-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}",
+        "anchor": _anchor("run", key.split_seed, key.seed, name),
         "n": metrics["n"],
         "n_correct": metrics["n_correct"],
         "n_errors": len(errors),
@@ -365,8 +369,8 @@ def _dataset(results_dir: Path, seed: int, name: str) -> dict:
     }
 
 
-def _seed(results_dir: Path, seed: int, datasets: list[str]) -> dict:
-    folder = results_dir / "seeds" / str(seed)
+def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
+    folder = run_folder(results_dir, key)
     tpath = folder / "train.json"
     train = _read_json(tpath)
     phases = _phase_rows(train, tpath)
@@ -375,9 +379,11 @@ def _seed(results_dir: Path, seed: int, datasets: list[str]) -> dict:
     for ph, extra in zip(phases, _history_extras(history, phases, hpath)):
         ph.update(extra)
     return {
-        "seed": seed,
-        "anchor": f"seed-{seed}",
-        "split_seed": train.get("split_seed", DASH),
+        "seed": key.seed,
+        "split_seed": key.split_seed,
+        "label": key.label,
+        "title": key.label[0].upper() + key.label[1:],
+        "anchor": _anchor("run", key.split_seed, key.seed),
         "device": train.get("device", DASH),
         "threads": train.get("threads", DASH),
         "n_train": train.get("n_train", DASH),
@@ -388,7 +394,7 @@ def _seed(results_dir: Path, seed: int, datasets: list[str]) -> dict:
         "epochs_run": " + ".join(str(p["epochs_run"]) for p in phases),
         "best_epochs": ", ".join(str(p["best_epoch"]) for p in phases),
         "loss_curves": png_data_uri(folder / "loss_curves.png"),
-        "datasets": [_dataset(results_dir, seed, name) for name in datasets],
+        "datasets": [_dataset(results_dir, key, name) for name in datasets],
         "_recipe": _recipe(train, tpath),
         "_seconds": float(train["seconds"]),
     }
@@ -398,7 +404,7 @@ def _summary(seeds: list[dict], datasets: list[str]) -> dict:
     """Per dataset one table with a row per seed (estimates with intervals, calibration) and mean ± SD."""
     tables = []
     for i, name in enumerate(datasets):
-        rows = [{"seed": s["seed"], "ci": s["datasets"][i]["ci"], "calibration": s["datasets"][i]["calibration"]}
+        rows = [{"label": s["label"], "ci": s["datasets"][i]["ci"], "calibration": s["datasets"][i]["calibration"]}
                 for s in seeds]
         raw = [s["datasets"][i]["_raw"] for s in seeds]
         mean = None
@@ -407,15 +413,15 @@ def _summary(seeds: list[dict], datasets: list[str]) -> dict:
             mean.update({k: mean_sd([r[k] for r in raw], "num") for k in ("brier", "log_loss")})
         tables.append({"name": name, "title": dataset_title(name), "n": seeds[0]["datasets"][i]["n"],
                        "rows": rows, "mean": mean})
-    training = [{"seed": s["seed"], "epochs_run": s["epochs_run"], "best_epochs": s["best_epochs"],
+    training = [{"label": s["label"], "epochs_run": s["epochs_run"], "best_epochs": s["best_epochs"],
                  "seconds": s["seconds"]} for s in seeds]
     seconds_mean = mean_sd([s["_seconds"] for s in seeds], "seconds") if len(seeds) >= 2 else None
     return {"datasets": [{"name": d, "title": dataset_title(d)} for d in datasets], "tables": tables,
             "training": training, "seconds_mean": seconds_mean}
 
 
-def _data(results_dir: Path, datasets: list[str], classes: list[str], citation: str) -> dict:
-    spath = results_dir / "data" / "split.csv"
+def _data(results_dir: Path, split_seed: int, datasets: list[str], classes: list[str], citation: str) -> dict:
+    spath = results_dir / "splits" / str(split_seed) / "split.csv"
     split = _read_csv(spath, ["path", "label", "split"], dtype={"path": str, "label": str, "split": str})
     table = split_counts(split)
     split_rows = [{"label": r["label"], "train": int(r["train"]), "valid": int(r["valid"]),
@@ -433,7 +439,7 @@ def _data(results_dir: Path, datasets: list[str], classes: list[str], citation: 
         external.append({"name": name,
                          "rows": [{"label": c, "count": int(counts.get(c, 0))} for c in labels],
                          "total": int(len(ext))})
-    return {"citation": citation, "split_rows": split_rows, "n_images": int(len(split)), "external": external}
+    return {"citation": citation, "split_seed": split_seed, "split_rows": split_rows, "n_images": int(len(split)), "external": external}
 
 
 def _weights(results_dir: Path) -> dict:
@@ -455,7 +461,7 @@ def config_yaml(config: dict) -> str:
     return text.rstrip()
 
 
-def build_context(results_dir: str | Path, config: dict, seeds: list[int], datasets: list[str],
+def build_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
                   run_info: RunInfo) -> dict:
     """Everything the template shows, formatted, from the files of docs/results.md."""
     results_dir = Path(results_dir)
@@ -467,23 +473,27 @@ def build_context(results_dir: str | Path, config: dict, seeds: list[int], datas
         raise LeukoError("datasets: no datasets to report")
     config = dict(config or {})
     weights = _weights(results_dir)
-    seed_ctx = [_seed(results_dir, s, datasets) for s in seeds]
+    keys = run_keys(splits, seeds)
+    if not keys:
+        raise LeukoError("split_seeds: no split seeds to report")
+    seed_ctx = [_seed(results_dir, k, datasets) for k in keys]
     classes = seed_ctx[0]["datasets"][0]["per_class"]
     classes = [r["label"] for r in classes]
     notes = []
     recipe = seed_ctx[0]["_recipe"]
     for s in seed_ctx[1:]:
         if s["_recipe"] != recipe:
-            notes.append(f"seed {s['seed']} was trained with a different recipe from seed {seed_ctx[0]['seed']}; "
+            notes.append(f"{s['label']} was trained with a different recipe from {seed_ctx[0]['label']}; "
                          f"see its section")
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(results_dir, datasets, classes, citation)
+    data = _data(results_dir, keys[0].split_seed, datasets, classes, citation)
     table, gaps = _summary_tables(results_dir)
-    leakage = _leakage(results_dir)
+    leakage = [_leakage(results_dir, split) for split in dict.fromkeys(k.split_seed for k in keys)]
     external = _external(gaps, data)
     for s in seed_ctx:
         for d in s["datasets"]:
-            row = gaps[(gaps["seed"] == s["seed"]) & (gaps["dataset"] == d["name"])]
+            row = gaps[(gaps["split_seed"] == s["split_seed"]) & (gaps["seed"] == s["seed"])
+                       & (gaps["dataset"] == d["name"])]
             if d["name"] != "test" and len(row) == 1:
                 d["gap"] = gap_estimate(row["gap"].iloc[0], row["gap_low"].iloc[0], row["gap_high"].iloc[0])
     return {
@@ -501,25 +511,27 @@ def build_context(results_dir: str | Path, config: dict, seeds: list[int], datas
         "summary": _summary(seed_ctx, datasets),
         "leakage": leakage,
         "external": external,
-        "card": model_card(config, weights, recipe, data, table, leakage, seeds),
+        "robustness": _robustness(results_dir, keys, datasets),
+        "card": model_card(config, weights, recipe, data, table, leakage, keys),
         "notes": notes,
     }
 
 
-def _leakage(results_dir: Path, with_pages: bool = True) -> dict:
-    """The leakage audit: counts per scope, the pairs as table rows, and the thumbnail pages."""
-    spath = results_dir / "audit" / "leakage.json"
+def _leakage(results_dir: Path, split_seed: int, with_pages: bool = True) -> dict:
+    """The leakage audit of one split seed: counts per scope, the pairs as table rows, and the thumbnail pages."""
+    audit = results_dir / "splits" / str(split_seed) / "audit"
+    spath = audit / "leakage.json"
     summary = _read_json(spath)
     for k in ("n_images", "n_pairs", "n_exact", "n_near", "max_distance", "hash", "hash_bits", "by_scope",
               "label_conflicts"):
         _key(summary, k, spath)
-    ctx = {"n_images": summary["n_images"], "n_pairs": summary["n_pairs"], "n_exact": summary["n_exact"],
+    ctx = {"split_seed": split_seed, "n_images": summary["n_images"], "n_pairs": summary["n_pairs"], "n_exact": summary["n_exact"],
            "n_near": summary["n_near"], "max_distance": summary["max_distance"], "hash": summary["hash"],
            "hash_bits": summary["hash_bits"], "label_conflicts": summary["label_conflicts"],
            "scopes": [{"scope": k, "exact": v.get("exact", 0), "near": v.get("near", 0)}
                       for k, v in summary["by_scope"].items()]}
     if with_pages:
-        ppath = results_dir / "audit" / "leakage.csv"
+        ppath = audit / "leakage.csv"
         pairs = _read_csv(ppath, ["path_a", "group_a", "label_a", "path_b", "group_b", "label_b", "distance", "kind",
                                   "scope", "same_label"], dtype={"path_a": str, "path_b": str})
         if len(pairs) != summary["n_pairs"]:
@@ -530,7 +542,7 @@ def _leakage(results_dir: Path, with_pages: bool = True) -> dict:
                          "b": f"{r['group_b']} · {r['label_b']}", "file_b": r["path_b"],
                          "same_label": yes_no(bool(r["same_label"]))}
                         for i, (_, r) in enumerate(pairs.iterrows(), start=1)]
-        ctx["pages"] = [png_data_uri(p) for p in _gallery_pages(results_dir / "audit" / "pairs")]
+        ctx["pages"] = [png_data_uri(p) for p in _gallery_pages(audit / "pairs")]
     return ctx
 
 
@@ -550,7 +562,7 @@ def _external(gaps: pd.DataFrame, data: dict) -> list[dict]:
         present = [r["label"] for r in e["rows"] if r["count"] > 0]
         out.append({
             "name": e["name"], "total": e["total"], "classes_present": present,
-            "rows": [{"seed": int(r["seed"]),
+            "rows": [{"label": run_label(int(r["split_seed"]), int(r["seed"]), gaps["split_seed"].nunique()),
                       "accuracy": estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"]),
                       "n_correct": int(round(r["accuracy"] * r["n"])), "n": int(r["n"]),
                       "test_accuracy": estimate(r["test_accuracy"], r["test_accuracy_low"], r["test_accuracy_high"]),
@@ -561,10 +573,83 @@ def _external(gaps: pd.DataFrame, data: dict) -> list[dict]:
     return out
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
+                "ece": "calibration error (ECE)"}
+
+
+def _metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key) or ("recall of " + key[len("recall_"):] if key.startswith("recall_") else key)
+
+
+def _spread_rows(spreads: dict) -> list[dict]:
+    """One row per metric: mean ± SD, t interval of the mean (clipped to 0–100%), min and max over runs."""
+    rows = []
+    for key, sp in spreads.items():
+        low, high = sp.get("t_low"), sp.get("t_high")  # a mean of proportions: show the interval within 0–100%
+        interval = estimate(sp["mean"], None if low is None else max(0.0, low), None if high is None else min(1.0, high))
+        rows.append({"metric": _metric_name(key), "n_runs": sp["n_runs"], "mean": pct(sp["mean"]),
+                     "sd": DASH if sp.get("sd") is None else f"{100 * sp['sd']:.2f}",
+                     "interval": f"[{interval.interval}]" if interval.interval else DASH,
+                     "min": pct1(sp["min"]), "max": pct1(sp["max"])})
+    return rows
+
+
+def _robustness(results_dir: Path, keys: list[RunKey], datasets: list[str]) -> dict:
+    """Spread across seeds, seed ensemble, per-image agreement and variance components, from results/summary."""
+    folder = results_dir / "summary"
+    rpath = folder / "robustness.json"
+    rob = _read_json(rpath)
+    for k in ("confidence_level", "across_seeds", "by_split", "variance_components"):
+        _key(rob, k, rpath)
+    figures = folder / "robustness"
+    out = []
+    for name in datasets:
+        spreads = rob["across_seeds"].get(name)
+        if spreads is None:
+            raise LeukoError(f"{rpath.as_posix()}: across_seeds has no entry for dataset '{name}'")
+        splits = []
+        for split in dict.fromkeys(k.split_seed for k in keys):
+            entry = _key(rob["by_split"], str(split), rpath)["datasets"].get(name)
+            if entry is None:
+                raise LeukoError(f"{rpath.as_posix()}: by_split.{split} has no entry for dataset '{name}'")
+            epath = results_dir / "splits" / str(split) / "ensemble" / name / "metrics.json"
+            ens = _read_json(epath)
+            iv = _key(ens, "intervals", epath)
+            e, img, dis = entry["ensemble"], entry["images"], entry["disagreement"]
+            splits.append({
+                "split_seed": split,
+                "ensemble": {"accuracy": estimate(ens["accuracy"], iv["accuracy"]["low"], iv["accuracy"]["high"]),
+                             "n_correct": ens["n_correct"], "n": ens["n"],
+                             "balanced_accuracy": estimate(ens["balanced_accuracy"], iv["balanced_accuracy"]["low"],
+                                                           iv["balanced_accuracy"]["high"]),
+                             "macro_f1": estimate(ens["macro_f1"], iv["macro_f1"]["low"], iv["macro_f1"]["high"]),
+                             "ece": pct(ens["calibration"]["ece"]),
+                             "rank": f"{e['rank']} of {e['n_runs']}"},
+                "single_mean": pct(entry["across_seeds"]["accuracy"]["mean"]),
+                "images": img,
+                "mean_rate": pct(dis["mean_rate"]) if dis["mean_rate"] is not None else DASH,
+                "max_rate": pct(dis["max_rate"]) if dis["max_rate"] is not None else DASH,
+                "pairs": [{"a": p["run_a"], "b": p["run_b"], "rate": pct(p["rate"]), "disagree": p["disagree"],
+                           "n": p["n"], "both_wrong": p["both_wrong"]} for p in dis["pairs"]],
+                "galleries": {kind: png_data_uri(figures / f"split{split}_{name}_{kind}.png")
+                              for kind in ("always_wrong", "unstable")},
+            })
+        out.append({"name": name, "title": dataset_title(name), "anchor": _anchor("robustness", name),
+                    "n_runs": spreads["accuracy"]["n_runs"], "rows": _spread_rows(spreads),
+                    "figure": png_data_uri(figures / f"seeds_{name}.png"), "splits": splits})
+    variance = [{"dataset": d, "metric": _metric_name(m), "n_splits": v["n_splits"],
+                 "seeds_per_split": v["seeds_per_split"], "sd_split": f"{100 * v['sd_split']:.2f}",
+                 "sd_init": f"{100 * v['sd_initialisation']:.2f}",
+                 "share_split": DASH if v.get("share_split") is None else pct(v["share_split"], 0)}
+                for d, metrics in rob["variance_components"].items() for m, v in metrics.items()]
+    return {"level": f"{100 * float(rob['confidence_level']):g}%", "datasets": out, "variance": variance,
+            "several_splits": len({k.split_seed for k in keys}) > 1}
+
+
 def _headline(table: pd.DataFrame, dataset: str) -> dict:
     """Rows per seed of one dataset from metrics.csv (estimates with intervals) and mean ± SD over seeds."""
     group = table[table["dataset"] == dataset]
-    rows = [{"seed": int(r["seed"]), "n": int(r["n"]), "n_correct": int(r["n_correct"]),
+    rows = [{"label": run_label(int(r["split_seed"]), int(r["seed"]), group["split_seed"].nunique()), "n": int(r["n"]), "n_correct": int(r["n_correct"]),
              **{k: estimate(r[k], r[f"{k}_low"], r[f"{k}_high"]) for k in ("accuracy", "balanced_accuracy", "macro_f1")},
              "ece": pct(r["ece"]), "brier": num(r["brier"])}
             for _, r in group.iterrows()]
@@ -575,30 +660,32 @@ def _headline(table: pd.DataFrame, dataset: str) -> dict:
     return {"rows": rows, "mean": mean}
 
 
-def summary_context(results_dir: str | Path, config: dict, seeds: list[int], datasets: list[str],
+def summary_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
                     run_info: RunInfo) -> dict:
     """What the two-page summary shows, from the summary tables, train.json files and the leakage audit."""
     results_dir = Path(results_dir)
     seeds = [int(s) for s in seeds]
-    if not seeds:
+    keys = run_keys(splits, seeds)
+    if not keys:
         raise LeukoError("seeds: no seeds to report")
     config = dict(config or {})
     weights = _weights(results_dir)
     trains = []
-    for seed in seeds:
-        tpath = results_dir / "seeds" / str(seed) / "train.json"
+    for key in keys:
+        tpath = run_folder(results_dir, key) / "train.json"
         train = _read_json(tpath)
         phases = _phase_rows(train, tpath)
-        trains.append({"seed": seed, "recipe": _recipe(train, tpath), "classes": _key(train, "classes", tpath),
+        trains.append({"seed": key.seed, "recipe": _recipe(train, tpath), "classes": _key(train, "classes", tpath),
                        "epochs_run": " + ".join(str(p["epochs_run"]) for p in phases),
                        "best_epochs": ", ".join(str(p["best_epoch"]) for p in phases),
                        "seconds": seconds(_key(train, "seconds", tpath)), "device": train.get("device", DASH)})
     classes = list(trains[0]["classes"])
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(results_dir, [str(d) for d in datasets], classes, citation)
+    data = _data(results_dir, keys[0].split_seed, [str(d) for d in datasets], classes, citation)
     table, gaps = _summary_tables(results_dir)
-    leakage = _leakage(results_dir, with_pages=False)
+    leakage = [_leakage(results_dir, split, with_pages=False) for split in dict.fromkeys(k.split_seed for k in keys)]
     headline = _headline(table, "test")
+    robustness = _robustness(results_dir, keys, ["test"])["datasets"][0]
     for row, t in zip(headline["rows"], trains):
         row.update({k: t[k] for k in ("epochs_run", "best_epochs", "seconds")})
     return {
@@ -608,13 +695,17 @@ def summary_context(results_dir: str | Path, config: dict, seeds: list[int], dat
         "recipe": trains[0]["recipe"],
         "classes": classes,
         "seeds": seeds,
+        "split_seeds": list(dict.fromkeys(k.split_seed for k in keys)),
+        "runs": [k.label for k in keys],
         "data": data,
         "test": headline,
         "external": _external(gaps, data),
         "leakage": leakage,
+        "robustness": {"rows": robustness["rows"][:4], "splits": robustness["splits"],
+                       "n_runs": robustness["n_runs"]},
         "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
-        "limitations": limitations(config, weights, data, table, leakage, seeds),
+        "limitations": limitations(config, weights, data, table, leakage, keys),
         "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }
 
@@ -648,7 +739,12 @@ def write_pdf(html_path: str | Path, pdf_path: str | Path) -> None:
     html_path = Path(html_path)
     if not html_path.is_file():
         raise LeukoError(f"{html_path.as_posix()}: file not found (needed to write {Path(pdf_path).as_posix()})")
-    import weasyprint  # lazy: slow import
+    from PIL import ImageFile
+
+    relaxed = ImageFile.LOAD_TRUNCATED_IMAGES
+    import weasyprint  # lazy: slow import; it sets PIL's LOAD_TRUNCATED_IMAGES, which we restore
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = relaxed
 
     with atomic_path(pdf_path) as tmp:
         weasyprint.HTML(filename=str(html_path)).write_pdf(tmp)

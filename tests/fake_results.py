@@ -11,7 +11,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from leukoreport.leakage import summarize
-from leukoreport.metrics import Uncertainty, compute_metrics
+from leukoreport.metrics import Uncertainty, compute_metrics, read_predictions
+from leukoreport.robustness import ensemble, robustness_files
 from leukoreport.summary import external_gaps, metrics_table
 
 UNCERTAINTY = Uncertainty(n_resamples=999)  # fast; the numbers only need to be consistent
@@ -116,6 +117,9 @@ def _json(obj: dict, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
+SPLIT = 42  # the split seed of every fake run
+
+
 def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classes=("a", "b", "c"),
                       file_prefix: str = "img") -> Path:
     """Write images under root/data and a complete results folder root/results; return root/results."""
@@ -133,7 +137,8 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             split = "train" if i < 7 else ("valid" if i % 2 else "test")
             rows.append({"path": rel, "label": c, "split": split})
     split = pd.DataFrame(rows)
-    _csv(split, results / "data" / "split.csv")
+    split_dir = results / "splits" / str(SPLIT)
+    _csv(split, split_dir / "split.csv")
 
     sets = {"test": split[split["split"] == "test"][["path", "label"]].reset_index(drop=True)}
     for name in datasets:
@@ -163,16 +168,17 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
                           "path_b": ext_path, "label_b": classes[0], "group_b": f"external:{externals[0]}",
                           "distance": 3, "kind": "near", "scope": "training vs external", "same_label": True})
     pairs = pd.DataFrame(pair_rows)
-    _csv(pairs, results / "audit" / "leakage.csv")
+    _csv(pairs, split_dir / "audit" / "leakage.csv")
     n_images = len(split) + sum(len(sets[d]) for d in externals)
-    _json(summarize(pd.DataFrame({"path": range(n_images)}), pairs, 4, 8).to_dict(), results / "audit" / "leakage.json")
-    _png(results / "audit" / "pairs" / "page-01.png", (1200, 500), "duplicate pairs", (90, 90, 90))
+    _json(summarize(pd.DataFrame({"path": range(n_images)}), pairs, 4, 8).to_dict(),
+          split_dir / "audit" / "leakage.json")
+    _png(split_dir / "audit" / "pairs" / "page-01.png", (1200, 500), "duplicate pairs", (90, 90, 90))
 
-    all_metrics = []
+    all_metrics, prediction_paths = [], []
     n_train = int((split["split"] == "train").sum())
     n_valid = int((split["split"] == "valid").sum())
     for seed in seeds:
-        folder = results / "seeds" / str(seed)
+        folder = split_dir / "seeds" / str(seed)
         hist, train = _training(seed, classes, n_train, n_valid)
         _csv(hist, folder / "history.csv")
         _json(train, folder / "train.json")
@@ -181,8 +187,9 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             out = folder / name
             pred = _predictions(sets[name], classes, seed, name)
             _csv(pred, out / "predictions.csv")
-            metrics = compute_metrics(pred, classes, name, seed, UNCERTAINTY)
+            metrics = compute_metrics(pred, classes, name, seed, UNCERTAINTY, split_seed=SPLIT)
             all_metrics.append(metrics)
+            prediction_paths.append((out / "predictions.csv").relative_to(results).as_posix())
             _json(metrics, out / "metrics.json")
             _png(out / "confusion.png", (1650, 675), f"confusion {seed} {name}", (200, 90, 40))
             _png(out / "per_class.png", (1200, 600), f"per class {seed} {name}", (40, 160, 90))
@@ -192,7 +199,26 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             _png(out / "errors" / "page-01.png", (1200, 260 * ((n_err + 4) // 5)), f"errors {seed} {name}",
                  (150, 40, 150))
 
-    table = metrics_table(all_metrics)
+    table = metrics_table(all_metrics, prediction_paths)
+    ensembles = []
+    for name in datasets:
+        runs = {f"seed {seed}": read_predictions(split_dir / "seeds" / str(seed) / name / "predictions.csv", classes)
+                for seed in seeds}
+        ens = ensemble(runs, classes)
+        ensembles.append(compute_metrics(ens, classes, name, None, UNCERTAINTY, split_seed=SPLIT))
+        _csv(ens, split_dir / "ensemble" / name / "predictions.csv")
+        _json(ensembles[-1], split_dir / "ensemble" / name / "metrics.json")
+    seed_rows, robustness, agreement, disagreement = robustness_files(
+        all_metrics, [results / p for p in prediction_paths], ensembles, 0.95)
+    _csv(seed_rows, results / "summary" / "seeds.csv")
+    _json(robustness, results / "summary" / "robustness.json")
+    _csv(agreement, results / "summary" / "agreement.csv")
+    _csv(disagreement, results / "summary" / "disagreement.csv")
+    for name in datasets:
+        _png(results / "summary" / "robustness" / f"seeds_{name}.png", (1400, 600), f"seeds {name}", (40, 40, 40))
+        for kind in ("always_wrong", "unstable"):
+            _png(results / "summary" / "robustness" / f"split{SPLIT}_{name}_{kind}.png", (1200, 500), kind,
+                 (120, 60, 20))
     _csv(table, results / "summary" / "metrics.csv")
     _csv(external_gaps(table), results / "summary" / "external.csv")
     _png(results / "summary" / "curves.png", (1500, 540), "curves of every seed", (40, 90, 200))

@@ -26,7 +26,7 @@ def test_shipped_configs_are_valid(name):
 
 def test_default_config_is_the_papers_recipe():
     cfg = load("config.yaml")
-    assert cfg["pretrained"] is True and cfg["size"] == 224 and cfg["split_seed"] == 42
+    assert cfg["pretrained"] is True and cfg["size"] == 224 and cfg["split_seeds"] == [42]
     assert cfg["split_fractions"] == [0.7, 0.15, 0.15] and cfg["seeds"] == [42, 43, 44]
     assert cfg["phases"] == {"frozen": {"lr": 1e-3, "max_epochs": 20, "patience": 3},
                              "unfrozen": {"lr": 1e-4, "max_epochs": 20, "patience": 5}}
@@ -48,6 +48,10 @@ def test_default_config_is_the_papers_recipe():
         (lambda c: c.update(split_fractions=[0.5, 0.3, 0.3]), "split_fractions"),
         (lambda c: c.update(data_dir="data/nowhere"), "data_dir"),
         (lambda c: c.update(external={"ext": "data/nowhere"}), "external.ext"),
+        (lambda c: c.update(split_seed=42), "split_seed: replaced by split_seeds"),
+        (lambda c: c.update(split_seeds=[]), "split_seeds"),
+        (lambda c: c.update(leakage="stop"), "leakage"),
+        (lambda c: c.update(confidence_level=1.5), "confidence_level"),
     ],
 )
 def test_bad_value_names_the_key(edit, key):

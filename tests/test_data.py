@@ -305,3 +305,14 @@ def test_real_data():
     ext = discover(DATA / "external_monocyte")
     assert len(ext) == 9
     check_external(ext, CLASSES, DATA / "external_monocyte")
+
+
+def test_truncated_jpeg_rejected_even_when_pil_is_relaxed(tmp_path, monkeypatch):
+    """WeasyPrint sets PIL's LOAD_TRUNCATED_IMAGES on import; validation must not depend on it."""
+    root = make_tree(tmp_path / "ds", {"a": 1})
+    data = jpeg_bytes((64, 64))
+    bad = root / "a" / "half.jpg"
+    bad.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    assert "corrupt or truncated image" in bad_input(discover, root)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for whoever relaxed it

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from leukoreport.errors import LeukoError
-from leukoreport.figures import (plot_confusion, plot_error_gallery, plot_loss_curves,
-                                 plot_pair_gallery, plot_per_class, plot_reliability,
-                                 plot_seed_curves, plot_top_losses, top_loss_rows)
+from leukoreport.figures import (agreement_rows, plot_agreement_gallery, plot_confusion,
+                                 plot_error_gallery, plot_loss_curves, plot_pair_gallery,
+                                 plot_per_class, plot_reliability, plot_seed_curves,
+                                 plot_seed_values, plot_top_losses, top_loss_rows)
 from leukoreport.metrics import compute_metrics
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
@@ -335,3 +336,141 @@ def test_plot_seed_curves_bad_input(tmp_path: Path):
     with pytest.raises(LeukoError, match="seed 2.*valid_loss"):
         plot_seed_curves({1: history(2, 2), 2: history(2, 2).drop(columns=["valid_loss"])},
                          tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="history of split 7 · seed 1: no rows"):
+        plot_seed_curves({"split 7 · seed 1": history(2, 2).iloc[:0]}, tmp_path / "x.png")
+
+
+def test_plot_seed_curves_with_run_labels(tmp_path: Path):
+    out = tmp_path / "runs.png"
+    plot_seed_curves({"split 7 · seed 1": history(2, 2), "split 8 · seed 1": history(3, 2)}, out)
+    assert_png(out)
+
+
+def seed_table(split_seeds: list[int], seeds: list[int], dataset: str = "test",
+               present: list[str] = FIVE) -> pd.DataFrame:
+    """One row per (split seed, seed) run with scores near 97% and recall NaN for absent
+    classes."""
+    rows = []
+    for i, (split, seed) in enumerate((a, b) for a in split_seeds for b in seeds):
+        acc = 0.95 + 0.01 * (i % 5)
+        row = {"split_seed": split, "seed": seed, "dataset": dataset, "n": 375, "accuracy": acc,
+               "balanced_accuracy": acc - 0.004, "macro_f1": acc - 0.006, "ece": 0.01 + 0.002 * i,
+               "brier": 0.05, "log_loss": 0.12}
+        for j, c in enumerate(FIVE):
+            row[f"recall_{c}"] = min(1.0, acc + 0.01 * j) if c in present else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+ENSEMBLE = {"accuracy": 0.985, "balanced_accuracy": 0.98, "macro_f1": 0.981, "ece": 0.008}
+
+
+def test_plot_seed_values_split_seeds(tmp_path: Path):
+    """Several split seeds (coloured, legend) and another dataset in the table."""
+    table = pd.concat([seed_table([1, 2, 3], [1, 2, 3]),
+                       seed_table([1], [1, 2], "external_monocyte", ["monocyte"])])
+    out = tmp_path / "seed_values.png"
+    plot_seed_values(table, "test", out)
+    width, height = assert_png(out)
+    assert width > height > 600
+
+
+def test_plot_seed_values_one_run(tmp_path: Path):
+    """One run: no spread to draw; the recall columns of absent classes are all NaN."""
+    out = tmp_path / "one.png"
+    plot_seed_values(seed_table([7], [42], "external_monocyte", ["monocyte"]),
+                     "external_monocyte", out)
+    assert_png(out)
+
+
+@pytest.mark.parametrize("present", [FIVE, ["lymphocyte", "monocyte"]])
+def test_plot_seed_values_ensemble(tmp_path: Path, present: list[str]):
+    """Labelled runs (<= 5), tied values and the ensemble diamond, with five or two classes."""
+    table = seed_table([1], [1, 2, 3, 42], present=present)
+    table["recall_monocyte"] = 1.0
+    ensemble = {**ENSEMBLE, "recall_monocyte": 1.0, "recall_lymphocyte": None}
+    out = tmp_path / "ensemble.png"
+    plot_seed_values(table, "test", out, ensemble=ensemble)
+    assert_png(out)
+
+
+def test_plot_seed_values_bad_input(tmp_path: Path):
+    table = seed_table([1], [1, 2])
+    with pytest.raises(LeukoError, match="no rows for dataset 'valid'"):
+        plot_seed_values(table, "valid", tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="macro_f1"):
+        plot_seed_values(table.drop(columns=["macro_f1"]), "test", tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="ensemble.*'ece'"):
+        plot_seed_values(table, "test", tmp_path / "x.png",
+                         ensemble={k: v for k, v in ENSEMBLE.items() if k != "ece"})
+    assert not (tmp_path / "x.png").exists()
+
+
+def make_agreement(n: int) -> pd.DataFrame:
+    """`n` images over five runs: every fifth wrong in every run, every third unstable, in
+    shuffled order with repeated n_correct values."""
+    rows = []
+    for i in range(n):
+        label = FIVE[i % 5]
+        wrong = i % 5 == 0
+        unstable = not wrong and i % 3 == 0
+        n_correct = 0 if wrong else (1 + i % 4 if unstable else 5)
+        majority = FIVE[(i + 1) % 5] if wrong or n_correct < 3 else label
+        rows.append({"path": f"imgs/{label}/cell_{i:03d}.png", "label": label, "n_runs": 5,
+                     "n_correct": n_correct, "n_predicted_classes": 2 if unstable else 1,
+                     "majority": majority, "predictions": f"seed 1={majority}; seed 2={label}",
+                     "status": "always wrong" if wrong else ("unstable" if unstable else "stable"),
+                     "always_wrong": wrong, "unstable": unstable})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
+
+
+def test_agreement_rows_matches_independent_selection():
+    agreement = make_agreement(40)
+    records = agreement.to_dict("records")
+    wrong = sorted(r["path"] for r in records if r["always_wrong"])
+    unstable = [r["path"] for r in sorted((r for r in records if r["unstable"]),
+                                          key=lambda r: (r["n_correct"], r["path"]))]
+    assert len(wrong) == 8 and len(unstable) == 11
+    assert list(agreement_rows(agreement, "always_wrong", 5)["path"]) == wrong[:5]
+    assert list(agreement_rows(agreement, "always_wrong", 30)["path"]) == wrong
+    assert list(agreement_rows(agreement, "unstable", 30)["path"]) == unstable
+    assert list(agreement_rows(agreement, "unstable", 4)["path"]) == unstable[:4]
+    # flags read back from a CSV as text select the same rows
+    as_text = agreement.astype({"always_wrong": str, "unstable": str})
+    assert list(agreement_rows(as_text, "unstable", 30)["path"]) == unstable
+
+
+def test_agreement_rows_bad_input():
+    with pytest.raises(LeukoError, match="kind must be one of"):
+        agreement_rows(make_agreement(5), "sometimes_wrong", 10)
+    with pytest.raises(LeukoError, match="limit must be"):
+        agreement_rows(make_agreement(5), "unstable", 0)
+    with pytest.raises(LeukoError, match="n_correct"):
+        agreement_rows(make_agreement(5).drop(columns=["n_correct"]), "unstable", 10)
+
+
+@pytest.mark.parametrize("kind, limit, expected", [("always_wrong", 30, 8), ("unstable", 4, 11)])
+def test_plot_agreement_gallery(tmp_path: Path, kind: str, limit: int, expected: int):
+    agreement = make_agreement(40)
+    write_images(agreement, tmp_path)
+    out = tmp_path / "gallery" / f"{kind}.png"
+    assert plot_agreement_gallery(agreement, kind, out, root=tmp_path, limit=limit) == expected
+    width, height = assert_png(out)
+    assert width > 500 and height > 300
+
+
+def test_plot_agreement_gallery_none_flagged(tmp_path: Path):
+    agreement = make_agreement(10).assign(always_wrong=False)
+    out = tmp_path / "none.png"
+    # no images written: nothing should be opened when no image is flagged
+    assert plot_agreement_gallery(agreement, "always_wrong", out, root=tmp_path) == 0
+    assert_png(out)
+
+
+def test_plot_agreement_gallery_bad_input(tmp_path: Path):
+    with pytest.raises(LeukoError, match="kind must be one of"):
+        plot_agreement_gallery(make_agreement(5), "wrong", tmp_path / "x.png")
+    with pytest.raises(LeukoError, match="cell_000.png"):
+        plot_agreement_gallery(make_agreement(5), "always_wrong", tmp_path / "x.png",
+                               root=tmp_path)
+    assert not (tmp_path / "x.png").exists()

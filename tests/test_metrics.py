@@ -71,7 +71,7 @@ def test_three_classes_ten_items_by_hand():
 def test_key_order_and_plain_types():
     classes = ["a", "b", "c"]
     m = compute_metrics(make_pred(["a", "b", "c"], ["a", "c", "c"], classes), classes, "x", 1)
-    assert list(m) == ["dataset", "seed", "n", "n_correct", "accuracy", "balanced_accuracy",
+    assert list(m) == ["dataset", "seed", "split_seed", "n", "n_correct", "accuracy", "balanced_accuracy",
                        "macro_f1", "mean_loss", "confidence_level", "intervals", "calibration",
                        "confused_pairs", "classes", "classes_present", "per_class", "confusion_matrix"]
     assert list(m["per_class"]["a"]) == ["present", "support", "predicted", "correct", "errors", "precision",
@@ -269,3 +269,16 @@ def test_all_correct_single_class_gives_wilson_and_no_bootstrap_interval():
     assert m["intervals"]["balanced_accuracy"]["degenerate"] is True
     assert m["intervals"]["balanced_accuracy"]["low"] is None
     assert m["per_class"]["basophil"]["recall_low"] is None and m["confused_pairs"] == []
+
+
+def test_prediction_classes_reads_the_prob_columns(tmp_path):
+    from leukoreport.metrics import prediction_classes
+
+    path = tmp_path / "predictions.csv"
+    make_pred(["b", "a"], ["b", "b"], ["b", "a", "c"]).to_csv(path, index=False)
+    assert prediction_classes(path) == ["b", "a", "c"]
+    (tmp_path / "bad.csv").write_text("path,label\nx,y\n")
+    with pytest.raises(LeukoError, match="bad.csv: no prob_<class> columns"):
+        prediction_classes(tmp_path / "bad.csv")
+    with pytest.raises(LeukoError, match="missing.csv: file not found"):
+        prediction_classes(tmp_path / "missing.csv")

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_results import fake_config, make_fake_results  # noqa: E402
+from fake_results import SPLIT, fake_config, make_fake_results  # noqa: E402
 
 from leukoreport import report  # noqa: E402
 from leukoreport.errors import LeukoError  # noqa: E402
@@ -30,14 +30,14 @@ def fake(tmp_path_factory):
     """One fake results folder, its context and rendered HTML, shared by the read-only tests."""
     root = tmp_path_factory.mktemp("proj")
     results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
-    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), list(SEEDS), list(DATASETS), RUN_INFO)
+    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), [SPLIT], list(SEEDS), list(DATASETS), RUN_INFO)
     html = report.render_html(ctx, TEMPLATES)
     return results, ctx, html
 
 
 def _expected(results: Path, seed: int, dataset: str) -> dict:
     """Independent recomputation from predictions.csv."""
-    pred = pd.read_csv(results / "seeds" / str(seed) / dataset / "predictions.csv")
+    pred = pd.read_csv(results / "splits" / str(SPLIT) / "seeds" / str(seed) / dataset / "predictions.csv")
     n = len(pred)
     ok = int((pred["label"] == pred["prediction"]).sum())
     recalls = [float((g["prediction"] == label).mean()) for label, g in pred.groupby("label")]
@@ -58,7 +58,7 @@ def test_context_numbers_match_predictions(fake):
             exp = _expected(results, seed, dataset)
             d = ctx["seeds"][i]["datasets"][j]
             row = ctx["summary"]["tables"][j]["rows"][i]
-            assert d["name"] == dataset and row["seed"] == seed
+            assert d["name"] == dataset and row["label"] == f"seed {seed}"
             assert d["accuracy"] == exp["accuracy"]
             assert str(row["ci"]["accuracy"]) == str(d["ci"]["accuracy"]) == exp["accuracy_ci"]
             assert d["balanced_accuracy"] == exp["balanced_accuracy"]
@@ -76,7 +76,7 @@ def test_context_numbers_match_predictions(fake):
     mean = ctx["summary"]["tables"][0]["mean"]["accuracy"]
     assert mean.mean == f"{sum(accs) / 2:.2f}%"
     # split counts, external counts, benchmarks, weights, recipe from the files
-    split = pd.read_csv(results / "data" / "split.csv")
+    split = pd.read_csv(results / "splits" / str(SPLIT) / "split.csv")
     total = ctx["data"]["split_rows"][-1]
     assert total["label"] == "total" and total["total"] == len(split)
     assert total["test"] == int((split["split"] == "test").sum())
@@ -91,7 +91,7 @@ def test_context_numbers_match_predictions(fake):
 
 def test_single_seed_has_no_mean_row(tmp_path):
     results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
-    ctx = report.build_context(results, {"data_citation": "My citation"}, [5], ["test"], RUN_INFO)
+    ctx = report.build_context(results, {"data_citation": "My citation"}, [SPLIT], [5], ["test"], RUN_INFO)
     assert ctx["summary"]["tables"][0]["mean"] is None and ctx["summary"]["seconds_mean"] is None
     assert ctx["data"]["citation"] == "My citation"
     html = report.render_html(ctx, TEMPLATES)
@@ -107,8 +107,9 @@ def test_html_shows_every_seed_dataset_and_figure(fake):
         assert dataset in html
     assert "abc1234 (modified)" in html and "torch" in html and "9.9.9" in html
     assert "train_seed3" in html
-    # loss curves per seed + 5 figures per seed and dataset + one page of duplicate pairs, all embedded
-    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 5 * len(DATASETS)) + 1
+    # loss curves per seed + 5 figures per seed and dataset + one page of duplicate pairs
+    # + per dataset a strip plot and two agreement galleries, all embedded
+    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 5 * len(DATASETS)) + 1 + 3 * len(DATASETS)
     assert 'src="seeds/' not in html and "file://" not in html
     assert "absent" in html
 
@@ -118,7 +119,7 @@ def test_autoescape_malicious_names(tmp_path):
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",), classes=("a", evil, "c"),
                                 file_prefix="<script>f")
     config = {"note": "<script>cfg</script>"}
-    ctx = report.build_context(results, config, [1], ["test"], RUN_INFO)
+    ctx = report.build_context(results, config, [SPLIT], [1], ["test"], RUN_INFO)
     html = report.render_html(ctx, TEMPLATES)
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(&#39;x&#39;)" in html  # class name
@@ -128,24 +129,24 @@ def test_autoescape_malicious_names(tmp_path):
 
 def test_missing_file_raises_naming_it(tmp_path):
     results = make_fake_results(tmp_path, seeds=(1, 2), datasets=("test", "ext"))
-    target = results / "seeds" / "2" / "ext" / "metrics.json"
+    target = results / "splits" / str(SPLIT) / "seeds" / "2" / "ext" / "metrics.json"
     target.unlink()
     with pytest.raises(LeukoError, match=r"seeds/2/ext/metrics\.json"):
-        report.build_context(results, {}, [1, 2], ["test", "ext"], RUN_INFO)
-    fig = results / "seeds" / "1" / "test" / "errors" / "page-01.png"
+        report.build_context(results, {}, [SPLIT], [1, 2], ["test", "ext"], RUN_INFO)
+    fig = results / "splits" / str(SPLIT) / "seeds" / "1" / "test" / "errors" / "page-01.png"
     fig.unlink()
     with pytest.raises(LeukoError, match=r"seeds/1/test/errors/page-01\.png"):
-        report.build_context(results, {}, [1], ["test"], RUN_INFO)
+        report.build_context(results, {}, [SPLIT], [1], ["test"], RUN_INFO)
 
 
 def test_missing_data_files_raise(tmp_path):
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test", "ext"))
     (results / "data" / "external" / "ext.csv").unlink()
     with pytest.raises(LeukoError, match=r"data/external/ext\.csv"):
-        report.build_context(results, {}, [1], ["test", "ext"], RUN_INFO)
+        report.build_context(results, {}, [SPLIT], [1], ["test", "ext"], RUN_INFO)
     (results / "weights" / "resnet18.json").unlink()
     with pytest.raises(LeukoError, match=r"weights/resnet18\.json"):
-        report.build_context(results, {}, [1], ["test"], RUN_INFO)
+        report.build_context(results, {}, [SPLIT], [1], ["test"], RUN_INFO)
 
 
 def test_pdf_written_and_readable(fake, tmp_path):
@@ -198,15 +199,15 @@ def test_collect_run_info(tmp_path):
 
 def test_leakage_and_external_gap_sections(fake):
     results, ctx, html = fake
-    pairs = pd.read_csv(results / "audit" / "leakage.csv")
-    assert ctx["leakage"]["n_pairs"] == len(pairs) == 2
-    assert [p["file_a"] for p in ctx["leakage"]["pairs"]] == list(pairs["path_a"])
+    pairs = pd.read_csv(results / "splits" / str(SPLIT) / "audit" / "leakage.csv")
+    assert ctx["leakage"][0]["n_pairs"] == len(pairs) == 2
+    assert [p["file_a"] for p in ctx["leakage"][0]["pairs"]] == list(pairs["path_a"])
     for path in list(pairs["path_a"]) + list(pairs["path_b"]):
         assert path in html
     assert "2 duplicate pair(s) found: 1 exact, 1 near" in html
     gaps = pd.read_csv(results / "summary" / "external.csv")
     ext = ctx["external"][0]
-    assert ext["name"] == "ext" and [r["seed"] for r in ext["rows"]] == list(SEEDS)
+    assert ext["name"] == "ext" and [r["label"] for r in ext["rows"]] == [f"seed {s}" for s in SEEDS]
     for row, (_, g) in zip(ext["rows"], gaps.iterrows()):
         sign = lambda x: f"{100 * x:+.1f}".replace("-", "\u2212")  # noqa: E731
         assert str(row["gap"]) == f"{sign(g['gap'])} pp [{sign(g['gap_low'])} to {sign(g['gap_high'])}]"
@@ -217,10 +218,10 @@ def test_leakage_and_external_gap_sections(fake):
 
 def test_summary_context_and_html(fake, tmp_path):
     results, _, _ = fake
-    ctx = report.summary_context(results, fake_config(SEEDS, DATASETS), list(SEEDS), list(DATASETS), RUN_INFO)
+    ctx = report.summary_context(results, fake_config(SEEDS, DATASETS), [SPLIT], list(SEEDS), list(DATASETS), RUN_INFO)
     table = pd.read_csv(results / "summary" / "metrics.csv")
     test = table[table["dataset"] == "test"]
-    assert [r["seed"] for r in ctx["test"]["rows"]] == list(test["seed"])
+    assert [r["label"] for r in ctx["test"]["rows"]] == [f"seed {s}" for s in test["seed"]]
     assert [r["n_correct"] for r in ctx["test"]["rows"]] == list(test["n_correct"])
     html = report.render_html(ctx, TEMPLATES, "summary")
     assert html.count('src="data:image/png;base64,') == 2
@@ -231,3 +232,34 @@ def test_summary_context_and_html(fake, tmp_path):
     from pypdf import PdfReader
 
     assert len(PdfReader(tmp_path / "summary.pdf").pages) <= 2
+
+
+def test_robustness_section_matches_the_files(fake):
+    results, ctx, html = fake
+    import json
+    import statistics
+
+    rob = ctx["robustness"]
+    seeds = pd.read_csv(results / "summary" / "seeds.csv")
+    for d in rob["datasets"]:
+        accs = list(seeds.loc[seeds["dataset"] == d["name"], "accuracy"])
+        row = d["rows"][0]
+        assert row["metric"] == "accuracy" and row["n_runs"] == len(accs) == len(SEEDS)
+        assert row["mean"] == f"{100 * statistics.mean(accs):.2f}%"
+        assert row["sd"] == f"{100 * statistics.stdev(accs):.2f}"
+        ens = json.loads((results / "splits" / str(SPLIT) / "ensemble" / d["name"] / "metrics.json").read_text())
+        assert d["splits"][0]["ensemble"]["n_correct"] == ens["n_correct"]
+        agree = pd.read_csv(results / "summary" / "agreement.csv")
+        agree = agree[agree["dataset"] == d["name"]]
+        assert d["splits"][0]["images"]["unstable"] == int(agree["unstable"].sum())
+        assert d["splits"][0]["images"]["always_wrong"] == int(agree["always_wrong"].sum())
+    assert "Seed robustness" in html and "seed ensemble" in html
+
+
+def test_write_pdf_keeps_pil_strict(fake, tmp_path):
+    from PIL import ImageFile
+
+    _, _, html = fake
+    report.write_html(html, tmp_path / "r.html")
+    report.write_pdf(tmp_path / "r.html", tmp_path / "r.pdf")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False

@@ -35,7 +35,8 @@ def newcombe_by_hand(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
 def _metrics(seed: int, dataset: str, right: int, n: int, label: str = "a") -> dict:
     labels = [label] * n
     preds = [label] * right + ["b" if label != "b" else "c"] * (n - right)
-    return compute_metrics(make_pred(labels, preds, CLASSES), CLASSES, dataset, seed, Uncertainty(n_resamples=999))
+    return compute_metrics(make_pred(labels, preds, CLASSES), CLASSES, dataset, seed, Uncertainty(n_resamples=999),
+                           split_seed=42)
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_no_external_sets_gives_empty_gap_table(all_metrics):
 
 
 def test_gap_without_test_row_is_an_error(all_metrics):
-    with pytest.raises(LeukoError, match="seed 1 has 0 rows for dataset 'test'"):
+    with pytest.raises(LeukoError, match="split seed 42, seed 1 has 0 rows for dataset 'test'"):
         external_gaps(metrics_table([all_metrics[1]]))
 
 

@@ -138,10 +138,10 @@ def recompute(pred: pd.DataFrame, classes: list[str]) -> dict:
 def test_metrics_equal_recomputation_from_predictions(smoke_run):
     project, cfg, _ = smoke_run
     datasets = ["test", *cfg["external"]]
-    split = pd.read_csv(project / "results/data/split.csv")
+    split = pd.read_csv(project / "results/splits/42/split.csv")
     for seed in cfg["seeds"]:
         for dataset in datasets:
-            folder = project / f"results/seeds/{seed}/{dataset}"
+            folder = project / f"results/splits/42/seeds/{seed}/{dataset}"
             metrics = json.loads((folder / "metrics.json").read_text())
             pred = pd.read_csv(folder / "predictions.csv")
             classes = metrics["classes"]
@@ -162,20 +162,20 @@ def test_metrics_equal_recomputation_from_predictions(smoke_run):
                 assert got.keys() >= want.keys()
                 for k, v in want.items():
                     assert got[k] == (pytest.approx(v) if isinstance(v, float) else v), (seed, dataset, c, k)
-    external = json.loads((project / "results/seeds/1/external_monocyte/metrics.json").read_text())
+    external = json.loads((project / "results/splits/42/seeds/1/external_monocyte/metrics.json").read_text())
     assert external["classes_present"] == ["monocyte"] and external["per_class"]["basophil"]["present"] is False
 
 
 def test_smoke_outputs_follow_the_config(smoke_run):
     project, cfg, _ = smoke_run
-    split = pd.read_csv(project / "results/data/split.csv")
+    split = pd.read_csv(project / "results/splits/42/split.csv")
     counts = split.groupby(["label", "split"]).size().unstack()
     on_disk = {f.name: len(list(f.iterdir())) for f in (project / cfg["data_dir"]).iterdir()}
     assert counts.sum(axis=1).to_dict() == on_disk and on_disk["basophil"] == SMOKE_PER_CLASS + 1
     assert (counts["test"] >= 1).all() and (counts["valid"] >= 1).all()
     for seed in cfg["seeds"]:
-        history = pd.read_csv(project / f"results/seeds/{seed}/history.csv")
-        info = json.loads((project / f"results/seeds/{seed}/train.json").read_text())
+        history = pd.read_csv(project / f"results/splits/42/seeds/{seed}/history.csv")
+        info = json.loads((project / f"results/splits/42/seeds/{seed}/train.json").read_text())
         assert info["seed"] == seed and info["size"] == cfg["size"] and info["pretrained"] is False
         budget = [cfg["phases"]["frozen"]["max_epochs"], cfg["phases"]["unfrozen"]["max_epochs"]]
         for phase, max_epochs in zip(info["phases"], budget):
@@ -206,7 +206,7 @@ def test_intervals_in_metrics_match_scipy_wilson(smoke_run):
     project, cfg, _ = smoke_run
     for seed in cfg["seeds"]:
         for dataset in ["test", *cfg["external"]]:
-            m = json.loads((project / f"results/seeds/{seed}/{dataset}/metrics.json").read_text())
+            m = json.loads((project / f"results/splits/42/seeds/{seed}/{dataset}/metrics.json").read_text())
             ci = binomtest(m["n_correct"], m["n"]).proportion_ci(method="wilson")
             acc = m["intervals"]["accuracy"]
             assert (acc["low"], acc["high"]) == pytest.approx((ci.low, ci.high)), (seed, dataset)
@@ -217,7 +217,7 @@ def test_intervals_in_metrics_match_scipy_wilson(smoke_run):
             boot = m["intervals"]["macro_f1"]
             assert boot["n_resamples"] == cfg["bootstrap_resamples"] and boot["method"] == "BCa"
             assert boot["degenerate"] or boot["low"] <= m["macro_f1"] <= boot["high"]
-            pred = pd.read_csv(project / f"results/seeds/{seed}/{dataset}/predictions.csv")
+            pred = pd.read_csv(project / f"results/splits/42/seeds/{seed}/{dataset}/predictions.csv")
             probs = pred[[f"prob_{c}" for c in m["classes"]]].to_numpy()
             truth = np.array([m["classes"].index(label) for label in pred["label"]])
             brier = ((probs - np.eye(len(m["classes"]))[truth]) ** 2).sum(axis=1).mean()
@@ -229,8 +229,8 @@ def test_intervals_in_metrics_match_scipy_wilson(smoke_run):
 
 def test_leakage_audit_reports_planted_duplicates(smoke_run):
     project, _, planted = smoke_run
-    pairs = pd.read_csv(project / "results/audit/leakage.csv")
-    split = pd.read_csv(project / "results/data/split.csv").set_index("path")["split"]
+    pairs = pd.read_csv(project / "results/splits/42/audit/leakage.csv")
+    split = pd.read_csv(project / "results/splits/42/split.csv").set_index("path")["split"]
     found = {(r["path_a"], r["path_b"]): r for _, r in pairs.iterrows()}
     across = found[tuple(sorted([planted["original"], planted["copy"]],
                                 key=lambda p: ["train", "valid", "test"].index(split[p])))]
@@ -240,13 +240,13 @@ def test_leakage_audit_reports_planted_duplicates(smoke_run):
     assert (external["scope"], external["group_a"], external["group_b"]) == ("training vs external", "train",
                                                                             "external:mixed")
     assert external["kind"] == "near" and external["distance"] <= 4
-    summary = json.loads((project / "results/audit/leakage.json").read_text())
+    summary = json.loads((project / "results/splits/42/audit/leakage.json").read_text())
     assert summary["n_pairs"] == len(pairs) >= 2
     html = (project / "results/report/report.html").read_text()
     for path in (planted["original"], planted["copy"], planted["bmp"]):
         assert path in html
     assert f"{summary['n_pairs']} duplicate pair(s) found" in html
-    assert len(list((project / "results/audit/pairs").glob("page-*.png"))) >= 1
+    assert len(list((project / "results/splits/42/audit/pairs").glob("page-*.png"))) >= 1
 
 
 def test_mixed_external_set_runs_with_missing_classes_absent(smoke_run):
@@ -254,14 +254,14 @@ def test_mixed_external_set_runs_with_missing_classes_absent(smoke_run):
     listed = pd.read_csv(project / "results/data/external/mixed.csv")
     assert sorted(Path(p).suffix for p in listed["path"]) == [".bmp", ".png", ".tif"]
     for seed in cfg["seeds"]:
-        m = json.loads((project / f"results/seeds/{seed}/mixed/metrics.json").read_text())
+        m = json.loads((project / f"results/splits/42/seeds/{seed}/mixed/metrics.json").read_text())
         assert m["n"] == 3 and m["classes_present"] == ["eosinophil", "lymphocyte", "neutrophil"]
         for absent in ("basophil", "monocyte"):
             assert m["per_class"][absent]["present"] is False and m["per_class"][absent]["recall"] is None
     gaps = pd.read_csv(project / "results/summary/external.csv")
     assert sorted(set(gaps["dataset"])) == ["external_monocyte", "mixed"]
     html = (project / "results/report/report.html").read_text()
-    section = html[html.index('id="seed-1-mixed"'):]
+    section = html[html.index('id="run-42-1-mixed"'):]
     section = section[:section.index("</section>")]
     assert section.count('class="num absent">absent</td>') >= 2 * 3  # two absent classes, three columns each
     assert "gap to test accuracy" in section
@@ -282,9 +282,75 @@ def test_summary_pdf_has_at_most_two_pages(smoke_run):
         assert needle in full, needle
 
 
+def test_robustness_files_and_sections(smoke_run):
+    project, cfg, _ = smoke_run
+    seeds = pd.read_csv(project / "results/summary/seeds.csv")
+    datasets = ["test", *cfg["external"]]
+    assert len(seeds) == len(cfg["seeds"]) * len(datasets)
+    rob = json.loads((project / "results/summary/robustness.json").read_text())
+    agree = pd.read_csv(project / "results/summary/agreement.csv")
+    for dataset in datasets:
+        preds = [pd.read_csv(project / f"results/splits/42/seeds/{seed}/{dataset}/predictions.csv").set_index("path")
+                 for seed in cfg["seeds"]]
+        right = sum((p["label"] == p["prediction"]).astype(int) for p in preds)
+        changes = (preds[0]["prediction"] != preds[1]["prediction"])
+        rows = agree[agree["dataset"] == dataset].set_index("path")
+        assert (rows["n_correct"] == right.loc[rows.index]).all()
+        images = rob["by_split"]["42"]["datasets"][dataset]["images"]
+        assert images["unstable"] == int(changes.sum()) and images["always_wrong"] == int((right == 0).sum())
+        accs = [json.loads((project / f"results/splits/42/seeds/{seed}/{dataset}/metrics.json").read_text())["accuracy"]
+                for seed in cfg["seeds"]]
+        spread = rob["across_seeds"][dataset]["accuracy"]
+        assert spread["mean"] == pytest.approx(np.mean(accs)) and spread["sd"] == pytest.approx(np.std(accs, ddof=1))
+        # the ensemble averages the probabilities of the seeds
+        ens = pd.read_csv(project / f"results/splits/42/ensemble/{dataset}/predictions.csv").set_index("path")
+        probs = [c for c in ens.columns if c.startswith("prob_")]
+        mean = sum(p[probs] for p in preds) / len(preds)
+        np.testing.assert_allclose(ens[probs].to_numpy(), mean.loc[ens.index].to_numpy(), rtol=1e-6)
+    html = (project / "results/report/report.html").read_text()
+    assert "Seed robustness" in html and "seed ensemble" in html
+    from pypdf import PdfReader
+
+    text = " ".join(p.extract_text() for p in PdfReader(project / "results/report/summary.pdf").pages)
+    assert "Dependence on the seed" in " ".join(text.split())
+
+
+def test_compare_two_smoke_runs_from_the_command_line(smoke_run, tmp_path):
+    project, cfg, _ = smoke_run
+    other = tmp_path / "other"
+    shutil.copytree(project, other, ignore=shutil.ignore_patterns("results", ".snakemake"))
+    cfg_b = {**cfg, "phases": {**cfg["phases"], "frozen": {**cfg["phases"]["frozen"], "lr": 3e-3}}}
+    (other / "test.yaml").write_text(yaml.safe_dump(cfg_b, sort_keys=False))
+    proc = snakemake(other, "--cores", "2", "results/summary/metrics.csv", "--configfile", "test.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    out = tmp_path / "cmp"
+    cli = [sys.executable, "-m", "leukoreport.cli"]
+    done = subprocess.run([*cli, "compare", str(project), str(other), "--out", str(out), "--resamples", "999"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "compare.json").read_text())
+    assert [(s["split_seed"], s["seed"]) for s in result["per_seed"]] == [(42, s) for s in cfg["seeds"]]
+    assert (out / "compare.pdf").stat().st_size > 5000 and (out / "compare.html").is_file()
+    # the same run against itself: no difference, interval containing 0
+    same = subprocess.run([*cli, "compare", str(project), str(project), "--out", str(tmp_path / "same"),
+                           "--resamples", "999"], capture_output=True, text=True)
+    assert same.returncode == 0, same.stderr
+    acc = json.loads((tmp_path / "same" / "compare.json").read_text())["metrics"]["accuracy"]
+    assert acc["difference"] == 0 and acc["low"] <= 0 <= acc["high"] and "No difference detected" in acc["conclusion"]
+    missing = subprocess.run([*cli, "compare", str(project), str(tmp_path / "nowhere"), "--out", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "nowhere" in missing.stderr
+    assert missing.stderr.startswith("error: ")
+    # the Snakemake target gives the same numbers
+    proc = snakemake(project, "--cores", "1", "results/compare/compare.pdf", "--configfile", "test.yaml",
+                     "--config", f"compare_with={other}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert json.loads((project / "results/compare/compare.json").read_text())["per_seed"] == result["per_seed"]
+
+
 def test_model_loads_with_load_learner_alone(smoke_run):
     project, _, _ = smoke_run
-    model = project / "results/seeds/1/model.pkl"
+    model = project / "results/splits/42/seeds/1/model.pkl"
     image = next((project / "data/external_monocyte/monocyte").iterdir())
     code = (
         "import sys; sys.modules['leukoreport'] = None\n"
@@ -306,6 +372,21 @@ def test_dry_run_plans_default_three_seeds(tmp_path):
         line.split()[:2] for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
     )
     assert jobs["train"] == "3" and jobs["evaluate"] == "6" and jobs["weights"] == "1"
+    assert jobs["split"] == "1" and jobs["ensemble"] == "2" and jobs["robustness"] == "1"
+
+
+def test_dry_run_plans_the_split_seed_grid(tmp_path):
+    project = copy_project(tmp_path / "project")
+    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    cfg.update(split_seeds=[1, 2], seeds=[5, 6, 7])
+    (project / "grid.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(project, "-n", "--cores", "4", "--configfile", "grid.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    jobs = dict(
+        line.split()[:2] for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
+    )
+    assert jobs["split"] == "2" and jobs["leakage"] == "2" and jobs["train"] == "6" and jobs["evaluate"] == "12"
+    assert "results/splits/2/seeds/7/model.pkl" in proc.stdout
 
 
 # ---- bad input: the run stops with one line naming the file or key, and leaves nothing that looks done
@@ -335,7 +416,7 @@ def run_data_rules(project: Path, **overrides):
     cfg.update(overrides)
     (project / "bad.yaml").write_text(yaml.safe_dump(cfg))
     names = list(cfg["external"]) if isinstance(cfg.get("external"), dict) else []
-    targets = ["results/data/split.csv", *[f"results/data/external/{n}.csv" for n in names]]
+    targets = ["results/splits/42/split.csv", *[f"results/data/external/{n}.csv" for n in names]]
     return snakemake(project, "--cores", "1", *targets, "--configfile", "bad.yaml")
 
 
@@ -355,7 +436,7 @@ def test_corrupt_image(bad_project):
     (bad_project / "images/alpha/alpha_00.png").write_bytes(os.urandom(500))
     proc = run_data_rules(bad_project)
     assert_one_line_error(proc, "error: images/alpha/alpha_00.png: not an image file")
-    assert not (bad_project / "results/data/split.csv").exists()
+    assert not (bad_project / "results/splits/42/split.csv").exists()
 
 
 def test_truncated_image(bad_project):
@@ -364,7 +445,7 @@ def test_truncated_image(bad_project):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     proc = run_data_rules(bad_project)
     assert_one_line_error(proc, "error: images/beta/beta_01.jpg: corrupt or truncated image")
-    assert not (bad_project / "results/data/split.csv").exists()
+    assert not (bad_project / "results/splits/42/split.csv").exists()
 
 
 def test_non_image_file(bad_project):
@@ -383,7 +464,7 @@ def test_unknown_external_class(bad_project):
     make_image_folder(bad_project / "external", per_class=1, size=30, classes={"omega": (1, 2, 3)})
     proc = run_data_rules(bad_project)
     assert_one_line_error(proc, "error: external/omega: class 'omega' is not a training class")
-    assert (bad_project / "results/data/split.csv").is_file()
+    assert (bad_project / "results/splits/42/split.csv").is_file()
     assert not (bad_project / "results/data/external/ext.csv").exists()
 
 
@@ -402,12 +483,12 @@ def test_missing_pretrained_weights_stop_before_training(bad_project, tmp_path):
     cfg.update(data_dir="images", external={}, max_per_class=None, pretrained=True, download_weights=False)
     (bad_project / "pre.yaml").write_text(yaml.safe_dump(cfg))
     torch_home = tmp_path / "empty_torch_home"
-    proc = snakemake(bad_project, "--cores", "1", "results/seeds/1/model.pkl", "--configfile", "pre.yaml",
+    proc = snakemake(bad_project, "--cores", "1", "results/splits/42/seeds/1/model.pkl", "--configfile", "pre.yaml",
                      env={"TORCH_HOME": str(torch_home)})
     expected = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     assert_one_line_error(proc, f"error: {expected}: ImageNet weights")
     assert "pretrained: false" in proc.stdout
-    assert not (bad_project / "results/logs/train_seed1.log").exists()
+    assert not (bad_project / "results/logs/train_split42_seed1.log").exists()
     assert not (bad_project / "results/weights/resnet18.json").exists()
 
 
@@ -419,11 +500,11 @@ def test_leakage_fail_stops_the_run_before_training(bad_project):
     (bad_project / "leak.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(bad_project, "--cores", "1", "--configfile", "leak.yaml")
     assert_one_line_error(proc, "error: leakage audit: 1 duplicate pair(s) found (1 exact, 0 near")
-    assert "pairs listed in results/logs/leakage.log" in proc.stdout
-    log = (bad_project / "results/logs/leakage.log").read_text()
+    assert "pairs listed in results/logs/leakage_split42.log" in proc.stdout
+    log = (bad_project / "results/logs/leakage_split42.log").read_text()
     assert "images/alpha/alpha_00.png" in log and "images/gamma/copy_of_alpha_00.png" in log
-    assert not (bad_project / "results/audit/leakage.json").exists()
-    assert not (bad_project / "results/logs/train_seed1.log").exists()
+    assert not (bad_project / "results/splits/42/audit/leakage.json").exists()
+    assert not (bad_project / "results/logs/train_split42_seed1.log").exists()
 
 
 def test_lint_is_clean():

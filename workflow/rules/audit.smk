@@ -1,11 +1,11 @@
 rule leakage:
     input:
-        split="results/data/split.csv",
+        split="results/splits/{split}/split.csv",
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
     output:
-        hashes="results/audit/hashes.csv",
-        pairs="results/audit/leakage.csv",
-        summary="results/audit/leakage.json",
+        hashes="results/splits/{split}/audit/hashes.csv",
+        pairs="results/splits/{split}/audit/leakage.csv",
+        summary="results/splits/{split}/audit/leakage.json",
     params:
         names=list(EXTERNAL),
         action=config["leakage"],
@@ -14,9 +14,9 @@ rule leakage:
     conda:
         "../envs/leukoreport.yaml"
     log:
-        "results/logs/leakage.log",
+        "results/logs/leakage_split{split}.log",
     benchmark:
-        "results/benchmarks/leakage.tsv"
+        "results/benchmarks/leakage_split{split}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -27,16 +27,16 @@ rule leakage:
 
 rule plot_leakage:
     input:
-        pairs="results/audit/leakage.csv",
-        summary="results/audit/leakage.json",
+        pairs="results/splits/{split}/audit/leakage.csv",
+        summary="results/splits/{split}/audit/leakage.json",
     output:
-        directory("results/audit/pairs"),
+        directory("results/splits/{split}/audit/pairs"),
     conda:
         "../envs/leukoreport.yaml"
     log:
-        "results/logs/plot_leakage.log",
+        "results/logs/plot_leakage_split{split}.log",
     benchmark:
-        "results/benchmarks/plot_leakage.tsv"
+        "results/benchmarks/plot_leakage_split{split}.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -2,17 +2,17 @@ rule split:
     input:
         config["data_dir"],
     output:
-        "results/data/split.csv",
+        "results/splits/{split}/split.csv",
     params:
-        seed=config["split_seed"],
+        seed=lambda wc: int(wc.split),
         fractions=config["split_fractions"],
         max_per_class=config["max_per_class"],
     conda:
         "../envs/leukoreport.yaml"
     log:
-        "results/logs/split.log",
+        "results/logs/split{split}.log",
     benchmark:
-        "results/benchmarks/split.tsv"
+        "results/benchmarks/split{split}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -24,7 +24,7 @@ rule split:
 rule external:
     input:
         images=lambda wc: EXTERNAL[wc.name],
-        split="results/data/split.csv",
+        split=f"results/splits/{SPLITS[0]}/split.csv",
     output:
         "results/data/external/{name}.csv",
     conda:

@@ -1,25 +1,30 @@
 rule report_html:
     input:
-        split="results/data/split.csv",
+        split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
         weights="results/weights/resnet18.json",
-        audit=[
-            "results/audit/leakage.csv",
-            "results/audit/leakage.json",
-            "results/audit/pairs",
-        ],
+        audit=expand(
+            "results/splits/{split}/audit/{file}",
+            split=SPLITS,
+            file=["leakage.csv", "leakage.json", "pairs"],
+        ),
         summary=[
             "results/summary/metrics.csv",
             "results/summary/external.csv",
+            "results/summary/seeds.csv",
+            "results/summary/robustness.json",
+            "results/summary/agreement.csv",
+            "results/summary/disagreement.csv",
+            "results/summary/robustness",
         ],
-        training=expand(
-            "results/seeds/{seed}/{file}",
-            seed=SEEDS,
-            file=["history.csv", "train.json", "loss_curves.png"],
+        ensemble=expand(
+            "results/splits/{split}/ensemble/{dataset}/metrics.json",
+            split=SPLITS,
+            dataset=DATASETS,
         ),
-        datasets=expand(
-            "results/seeds/{seed}/{dataset}/{file}",
-            seed=SEEDS,
+        training=runs("{file}", file=["history.csv", "train.json", "loss_curves.png"]),
+        datasets=runs(
+            "{dataset}/{file}",
             dataset=DATASETS,
             file=[
                 "predictions.csv",
@@ -36,6 +41,7 @@ rule report_html:
         "results/report/report.html",
     params:
         config=config,
+        splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
     conda:
@@ -54,22 +60,29 @@ rule report_html:
 
 rule summary_html:
     input:
-        split="results/data/split.csv",
+        split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
         weights="results/weights/resnet18.json",
-        audit="results/audit/leakage.json",
+        audit=expand("results/splits/{split}/audit/leakage.json", split=SPLITS),
         summary=[
             "results/summary/metrics.csv",
             "results/summary/external.csv",
             "results/summary/curves.png",
             "results/summary/confusion_test.png",
+            "results/summary/robustness.json",
+            "results/summary/robustness",
         ],
-        training=expand("results/seeds/{seed}/train.json", seed=SEEDS),
+        ensemble=expand(
+            "results/splits/{split}/ensemble/test/metrics.json",
+            split=SPLITS,
+        ),
+        training=runs("train.json"),
         templates=["templates/summary.html.j2", "templates/summary.css"],
     output:
         "results/report/summary.html",
     params:
         config=config,
+        splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
     conda:

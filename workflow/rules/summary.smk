@@ -1,10 +1,6 @@
 rule summarize:
     input:
-        expand(
-            "results/seeds/{seed}/{dataset}/metrics.json",
-            seed=SEEDS,
-            dataset=DATASETS,
-        ),
+        runs("{dataset}/metrics.json", dataset=DATASETS),
     output:
         metrics="results/summary/metrics.csv",
         external="results/summary/external.csv",
@@ -24,13 +20,13 @@ rule summarize:
 
 rule plot_summary:
     input:
-        histories=expand("results/seeds/{seed}/history.csv", seed=SEEDS),
-        metrics=expand("results/seeds/{seed}/test/metrics.json", seed=SEEDS),
+        histories=runs("history.csv"),
+        metrics=runs("test/metrics.json"),
     output:
         curves="results/summary/curves.png",
         confusion="results/summary/confusion_test.png",
     params:
-        seeds=SEEDS,
+        labels=run_labels(),
     conda:
         "../envs/leukoreport.yaml"
     log:
@@ -43,3 +39,80 @@ rule plot_summary:
         runtime=10,
     script:
         "../scripts/plot_summary.py"
+
+
+rule ensemble:
+    input:
+        expand(
+            "results/splits/{{split}}/seeds/{seed}/{{dataset}}/predictions.csv",
+            seed=SEEDS,
+        ),
+    output:
+        predictions="results/splits/{split}/ensemble/{dataset}/predictions.csv",
+        metrics="results/splits/{split}/ensemble/{dataset}/metrics.json",
+    params:
+        seeds=SEEDS,
+        uncertainty=uncertainty_params(),
+    conda:
+        "../envs/leukoreport.yaml"
+    log:
+        "results/logs/ensemble_split{split}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/ensemble_split{split}_{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/ensemble.py"
+
+
+rule robustness:
+    input:
+        metrics=runs("{dataset}/metrics.json", dataset=DATASETS),
+        predictions=runs("{dataset}/predictions.csv", dataset=DATASETS),
+        ensemble=expand(
+            "results/splits/{split}/ensemble/{dataset}/metrics.json",
+            split=SPLITS,
+            dataset=DATASETS,
+        ),
+    output:
+        seeds="results/summary/seeds.csv",
+        robustness="results/summary/robustness.json",
+        agreement="results/summary/agreement.csv",
+        disagreement="results/summary/disagreement.csv",
+    params:
+        confidence=config["confidence_level"],
+    conda:
+        "../envs/leukoreport.yaml"
+    log:
+        "results/logs/robustness.log",
+    benchmark:
+        "results/benchmarks/robustness.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/robustness.py"
+
+
+rule plot_robustness:
+    input:
+        seeds="results/summary/seeds.csv",
+        agreement="results/summary/agreement.csv",
+        robustness="results/summary/robustness.json",
+    output:
+        directory("results/summary/robustness"),
+    conda:
+        "../envs/leukoreport.yaml"
+    log:
+        "results/logs/plot_robustness.log",
+    benchmark:
+        "results/benchmarks/plot_robustness.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_robustness.py"

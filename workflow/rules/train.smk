@@ -20,22 +20,22 @@ rule weights:
 
 rule train:
     input:
-        split="results/data/split.csv",
+        split="results/splits/{split}/split.csv",
         weights="results/weights/resnet18.json",
-        audit="results/audit/leakage.json",
+        audit="results/splits/{split}/audit/leakage.json",
     output:
-        model="results/seeds/{seed}/model.pkl",
-        history="results/seeds/{seed}/history.csv",
-        info="results/seeds/{seed}/train.json",
+        model=f"{RUN}/model.pkl",
+        history=f"{RUN}/history.csv",
+        info=f"{RUN}/train.json",
     params:
         train=train_params(),
-        split_seed=config["split_seed"],
+        split_seed=lambda wc: int(wc.split),
     conda:
         "../envs/leukoreport.yaml"
     log:
-        "results/logs/train_seed{seed}.log",
+        "results/logs/train_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/train_seed{seed}.tsv"
+        "results/benchmarks/train_split{split}_seed{seed}.tsv"
     threads: config["train_threads"]
     resources:
         mem_mb=config["train_mem_mb"],

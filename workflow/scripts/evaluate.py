@@ -15,7 +15,7 @@ with step_log(snakemake.log[0]):
     predictions = predict(learn, images, snakemake.params.batch_size)
     classes = [str(c) for c in learn.dls.vocab]
     metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),
-                              Uncertainty.from_config(snakemake.params.uncertainty))
+                              Uncertainty.from_config(snakemake.params.uncertainty), int(snakemake.wildcards.split))
     write_csv(predictions, snakemake.output.predictions)
     write_json(metrics, snakemake.output.metrics)
     print(f"{snakemake.wildcards.dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images")

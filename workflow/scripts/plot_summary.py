@@ -1,4 +1,4 @@
-"""Training curves of every seed on one figure, and the test confusion matrix summed over seeds."""
+"""Training curves of every run on one figure, and the test confusion matrix summed over runs."""
 
 import pandas as pd
 
@@ -7,9 +7,9 @@ from leukoreport.logs import step_log
 from leukoreport.summary import read_metrics, summed_confusion
 
 with step_log(snakemake.log[0]):
-    histories = {seed: pd.read_csv(path) for seed, path in zip(snakemake.params.seeds, snakemake.input.histories)}
+    histories = {label: pd.read_csv(path) for label, path in zip(snakemake.params.labels, snakemake.input.histories)}
     plot_seed_curves(histories, snakemake.output.curves)
     summed = summed_confusion([read_metrics(path) for path in snakemake.input.metrics], "test")
     plot_confusion(summed, snakemake.output.confusion,
-                   title=f"Test confusion matrix summed over {summed['n_seeds']} seed(s): "
+                   title=f"Test confusion matrix summed over {summed['n_seeds']} run(s): "
                          f"{summed['n_correct']}/{summed['n']} correct")

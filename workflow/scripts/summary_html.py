@@ -8,6 +8,7 @@ from leukoreport.report import collect_run_info, render_html, summary_context, w
 with step_log(snakemake.log[0]):
     results = Path(snakemake.output[0]).parents[1]
     context = summary_context(
-        results, snakemake.params.config, snakemake.params.seeds, snakemake.params.datasets, collect_run_info(".")
+        results, snakemake.params.config, snakemake.params.splits, snakemake.params.seeds, snakemake.params.datasets,
+        collect_run_info("."),
     )
     write_html(render_html(context, Path(snakemake.input.templates[0]).parent, "summary"), snakemake.output[0])

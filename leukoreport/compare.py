@@ -1,0 +1,584 @@
+"""Compare two runs on the same test images: paired bootstrap, sign-flip and Wilcoxon tests, McNemar per seed.
+
+Python computes and formats every number; templates/compare.html.j2 only lays them out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from leukoreport.errors import LeukoError
+from leukoreport.files import write_json
+from leukoreport.formatting import DASH, gap_estimate, pct, pct1
+from leukoreport.intervals import balanced_accuracy, macro_f1
+from leukoreport.metrics import read_predictions
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
+INDEX_COLUMNS = ("split_seed", "seed", "dataset", "n", "n_correct", "accuracy", "predictions")
+EXACT_SIGN_FLIPS = 16  # enumerate all 2^k sign flips up to this many seeds
+RANDOM_SIGN_FLIPS = 20000
+BLOCK_ELEMENTS = 1 << 22  # resampled indices drawn per block (bounds memory for large test sets)
+TIE = 1e-12  # differences smaller than this count as exactly zero (float noise of equal metrics)
+
+
+# --------------------------------------------------------------------------- records
+
+@dataclass
+class Run:
+    """One run on disk: its name, results folder, summary/metrics.csv index and class order."""
+
+    name: str
+    results: Path
+    index: pd.DataFrame
+    classes: list[str]
+
+
+@dataclass
+class Pair:
+    """One (split_seed, seed) evaluated by both runs: images sorted by path, labels and predictions as class codes."""
+
+    split_seed: int
+    seed: int
+    paths: np.ndarray
+    y_true: np.ndarray
+    pred_a: np.ndarray
+    pred_b: np.ndarray
+    n_classes: int
+
+    @property
+    def n(self) -> int:
+        """Number of test images."""
+        return int(self.y_true.size)
+
+
+@dataclass
+class BootstrapDifference:
+    """Mean over matched pairs of metric(A) − metric(B) with its paired-bootstrap percentile interval."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    p_a_better: float
+    p_b_better: float
+    confidence: float
+    n_resamples: int
+    seed: int
+    method: str = "percentile"
+
+    def to_dict(self) -> dict:
+        """Plain JSON types."""
+        return asdict(self)
+
+
+@dataclass
+class McNemar:
+    """Discordant counts of one seed (b: only A right, c: only B right) and the exact two-sided p-value."""
+
+    b: int
+    c: int
+    p: float
+
+    def to_dict(self) -> dict:
+        """Plain JSON types."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- loading and matching
+
+def _run_name(results: Path) -> str:
+    """The results folder's name, or its project folder's name when it is called 'results'."""
+    resolved = results.resolve()
+    return resolved.parent.name if resolved.name == "results" and resolved.parent.name else resolved.name
+
+
+def _int_column(df: pd.DataFrame, column: str, where: str) -> pd.Series:
+    """Column as int64, else LeukoError naming the file and the column."""
+    values = pd.to_numeric(df[column], errors="coerce")
+    if values.isna().any() or not np.all(values == np.round(values)):
+        raise LeukoError(f"{where}: column '{column}' has missing or non-integer values")
+    return values.astype(np.int64)
+
+
+def _read_index(path: Path) -> pd.DataFrame:
+    """summary/metrics.csv with the columns of INDEX_COLUMNS checked and typed."""
+    where = path.as_posix()
+    try:
+        df = pd.read_csv(path, dtype={"dataset": str, "predictions": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise LeukoError(f"{where}: cannot read as CSV: {exc}") from None
+    missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+    if missing:
+        raise LeukoError(f"{where}: missing column(s) {missing}")
+    if df.empty:
+        raise LeukoError(f"{where}: no rows")
+    for column in ("split_seed", "seed", "n", "n_correct"):
+        df[column] = _int_column(df, column, where)
+    for column in ("dataset", "predictions"):
+        if df[column].isna().any():
+            raise LeukoError(f"{where}: column '{column}' has empty values")
+    dup = df.duplicated(["split_seed", "seed", "dataset"])
+    if dup.any():
+        row = df[dup].iloc[0]
+        raise LeukoError(f"{where}: more than one row for split_seed {row['split_seed']}, seed {row['seed']}, "
+                         f"dataset '{row['dataset']}'")
+    return df.sort_values(["dataset", "split_seed", "seed"], kind="stable").reset_index(drop=True)
+
+
+def _header_classes(path: Path) -> list[str]:
+    """Class order of one predictions.csv: its prob_ columns."""
+    if not path.is_file():
+        raise LeukoError(f"{path.as_posix()}: file not found (listed in summary/metrics.csv)")
+    try:
+        columns = list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise LeukoError(f"{path.as_posix()}: cannot read as CSV: {exc}") from None
+    classes = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
+    if not classes:
+        raise LeukoError(f"{path.as_posix()}: no prob_<class> columns")
+    return classes
+
+
+def load_run(path: str | Path) -> Run:
+    """A run from a project folder (uses `path/results`) or a results folder; LeukoError naming the path."""
+    path = Path(path)
+    if not path.exists():
+        raise LeukoError(f"{path.as_posix()}: run folder not found")
+    if not path.is_dir():
+        raise LeukoError(f"{path.as_posix()}: not a folder (expected a project or results folder)")
+    if (path / "results" / "summary" / "metrics.csv").is_file():
+        results = path / "results"
+    elif (path / "summary" / "metrics.csv").is_file():
+        results = path
+    else:
+        raise LeukoError(f"{path.as_posix()}: no summary/metrics.csv (looked for "
+                         f"{(path / 'results/summary/metrics.csv').as_posix()} and "
+                         f"{(path / 'summary/metrics.csv').as_posix()})")
+    index = _read_index(results / "summary" / "metrics.csv")
+    classes = _header_classes(results / index["predictions"].iloc[0])
+    return Run(name=_run_name(results), results=results, index=index, classes=classes)
+
+
+def _keys(run: Run, dataset: str) -> list[tuple[int, int]]:
+    """(split_seed, seed) of the run's rows for `dataset`; LeukoError when there are none."""
+    rows = run.index[run.index["dataset"] == dataset]
+    if rows.empty:
+        have = ", ".join(sorted(set(run.index["dataset"])))
+        raise LeukoError(f"run {run.name} ({run.results.as_posix()}): no rows for dataset '{dataset}' "
+                         f"in summary/metrics.csv (datasets: {have})")
+    return [(int(s), int(e)) for s, e in zip(rows["split_seed"], rows["seed"])]
+
+
+def unmatched(a: Run, b: Run, dataset: str = "test") -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(split_seed, seed) keys on `dataset` found only in A, and only in B."""
+    ka, kb = set(_keys(a, dataset)), set(_keys(b, dataset))
+    return sorted(ka - kb), sorted(kb - ka)
+
+
+def _predictions(run: Run, split_seed: int, seed: int, dataset: str) -> pd.DataFrame:
+    """One predictions.csv of the run, checked against the index row, sorted by path."""
+    idx = run.index
+    row = idx[(idx["split_seed"] == split_seed) & (idx["seed"] == seed) & (idx["dataset"] == dataset)].iloc[0]
+    path = run.results / row["predictions"]
+    found = _header_classes(path)
+    if found != run.classes:
+        raise LeukoError(f"{path.as_posix()}: classes {found} differ from the run's classes {run.classes}")
+    pred = read_predictions(path, run.classes)
+    where = path.as_posix()
+    if pred["path"].isna().any():
+        raise LeukoError(f"{where}: column 'path' has empty values")
+    if pred["path"].duplicated().any():
+        raise LeukoError(f"{where}: image path listed twice: {pred.loc[pred['path'].duplicated(), 'path'].iloc[0]}")
+    n_correct = int((pred["label"] == pred["prediction"]).sum())
+    if len(pred) != row["n"] or n_correct != row["n_correct"]:
+        raise LeukoError(f"{where}: {n_correct}/{len(pred)} correct but summary/metrics.csv says "
+                         f"{row['n_correct']}/{row['n']}")
+    return pred.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def match(a: Run, b: Run, dataset: str = "test") -> list[Pair]:
+    """Pairs of A and B evaluated with the same (split_seed, seed) on `dataset`, on the same images."""
+    if set(a.classes) != set(b.classes):
+        raise LeukoError(f"runs {a.name} and {b.name} have different classes: {a.name} {a.classes}, "
+                         f"{b.name} {b.classes}")
+    shared = sorted(set(_keys(a, dataset)) & set(_keys(b, dataset)))
+    if not shared:
+        raise LeukoError(f"runs {a.name} and {b.name} share no (split_seed, seed) on '{dataset}': "
+                         f"{a.name} has {sorted(_keys(a, dataset))}, {b.name} has {sorted(_keys(b, dataset))}")
+    what = "test split" if dataset == "test" else f"'{dataset}' images"
+    code = {c: i for i, c in enumerate(a.classes)}
+    pairs = []
+    for split_seed, seed in shared:
+        pa = _predictions(a, split_seed, seed, dataset)
+        pb = _predictions(b, split_seed, seed, dataset)
+        paths_a, paths_b = set(pa["path"]), set(pb["path"])
+        if paths_a != paths_b:
+            differ = len(paths_a ^ paths_b)
+            example = sorted(paths_a ^ paths_b)[0]
+            raise LeukoError(f"runs {a.name} and {b.name} were not evaluated on the same {what}: {differ} image "
+                             f"path(s) differ for split_seed {split_seed}, seed {seed} (e.g. {example})")
+        labels_differ = pa["label"].to_numpy() != pb["label"].to_numpy()
+        if labels_differ.any():
+            raise LeukoError(f"runs {a.name} and {b.name} give different labels to {int(labels_differ.sum())} "
+                             f"image(s) for split_seed {split_seed}, seed {seed} "
+                             f"(e.g. {pa['path'][labels_differ].iloc[0]})")
+        pairs.append(Pair(split_seed=split_seed, seed=seed, paths=pa["path"].to_numpy(dtype=str),
+                          y_true=pa["label"].map(code).to_numpy(np.int64),
+                          pred_a=pa["prediction"].map(code).to_numpy(np.int64),
+                          pred_b=pb["prediction"].map(code).to_numpy(np.int64),
+                          n_classes=len(a.classes)))
+    return pairs
+
+
+# --------------------------------------------------------------------------- statistics
+
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise LeukoError(f"metric = {metric!r} is not one of {list(METRICS)}")
+    return metric
+
+
+def metric_value(metric: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray | float:
+    """Accuracy, balanced accuracy or macro F1 (over present classes) along the last axis."""
+    _check_metric(metric)
+    if metric == "accuracy":
+        out = np.mean(np.asarray(y_true) == np.asarray(y_pred), axis=-1)
+        return float(out) if np.ndim(out) == 0 else out
+    func = balanced_accuracy if metric == "balanced_accuracy" else macro_f1
+    return func(y_true, y_pred, n_classes)
+
+
+def _snap(x: np.ndarray | float) -> np.ndarray | float:
+    """Set float noise below TIE to exactly 0."""
+    return np.where(np.abs(x) < TIE, 0.0, x) if isinstance(x, np.ndarray) else (0.0 if abs(x) < TIE else float(x))
+
+
+def _check_settings(where: str, n_resamples: int, confidence: float) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or n_resamples < 1:
+        raise LeukoError(f"{where}: n_resamples = {n_resamples!r} is not a positive integer")
+    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0 < confidence < 1:
+        raise LeukoError(f"{where}: confidence = {confidence!r} is not strictly between 0 and 1")
+
+
+def _groups(pairs: list[Pair]) -> list[list[int]]:
+    """Indices of pairs sharing one image set (same paths), in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault(tuple(p.paths.tolist()), []).append(i)
+    return list(groups.values())
+
+
+def bootstrap_differences(pairs: list[Pair], metric: str, n_resamples: int = 9999, seed: int = 0) -> np.ndarray:
+    """The resampled statistic: for each resample, the mean over pairs of metric(A) − metric(B).
+
+    Draw order: rng = default_rng(seed); for each image set in order of first appearance, blocks of at most
+    BLOCK_ELEMENTS indices, each `rng.integers(0, n, size=(rows, n))`; pairs on one image set share the draws.
+    """
+    _check_metric(metric)
+    _check_settings("paired_bootstrap", n_resamples, 0.5)
+    if not pairs:
+        raise LeukoError("paired_bootstrap: no matched pairs")
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_resamples)
+    for members in _groups(pairs):
+        n = pairs[members[0]].n
+        rows = max(1, BLOCK_ELEMENTS // n)
+        for start in range(0, n_resamples, rows):
+            stop = min(n_resamples, start + rows)
+            idx = rng.integers(0, n, size=(stop - start, n))
+            for i in members:
+                p = pairs[i]
+                t = p.y_true[idx]
+                total[start:stop] += (metric_value(metric, t, p.pred_a[idx], p.n_classes)
+                                      - metric_value(metric, t, p.pred_b[idx], p.n_classes))
+    return _snap(total / len(pairs))
+
+
+def observed_difference(pairs: list[Pair], metric: str) -> float:
+    """Mean over pairs of metric(A) − metric(B) on all images."""
+    diffs = [metric_value(metric, p.y_true, p.pred_a, p.n_classes) - metric_value(metric, p.y_true, p.pred_b,
+                                                                                  p.n_classes) for p in pairs]
+    return _snap(float(np.mean(diffs)))
+
+
+def paired_bootstrap(pairs: list[Pair], metric: str, n_resamples: int = 9999, seed: int = 0,
+                     confidence: float = 0.95) -> BootstrapDifference:
+    """Paired bootstrap over test images (same indices for A and B): difference, percentile interval, P(A better)."""
+    _check_settings("paired_bootstrap", n_resamples, confidence)
+    boot = bootstrap_differences(pairs, metric, n_resamples, seed)
+    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return BootstrapDifference(metric=metric, difference=observed_difference(pairs, metric),
+                               low=float(_snap(float(low))), high=float(_snap(float(high))),
+                               p_a_better=float(np.mean(boot > 0)), p_b_better=float(np.mean(boot < 0)),
+                               confidence=float(confidence), n_resamples=int(n_resamples), seed=int(seed))
+
+
+def sign_flip_test(d, n_random: int = RANDOM_SIGN_FLIPS, seed: int = 0) -> float:
+    """Two-sided p-value of mean(d) = 0 by flipping signs: all 2^k flips for k <= 16, else n_random random ones."""
+    d = np.asarray(d, dtype=float).ravel()
+    k = d.size
+    if k == 0:
+        raise LeukoError("sign_flip_test: no differences")
+    if not np.all(np.isfinite(d)):
+        raise LeukoError("sign_flip_test: differences must be finite numbers")
+    observed = abs(d.mean())
+    if k <= EXACT_SIGN_FLIPS:
+        bits = (np.arange(2 ** k)[:, None] >> np.arange(k)) & 1
+        flipped = np.abs((1 - 2 * bits) @ d) / k
+        return float(np.mean(flipped >= observed - TIE))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_random, k))
+    flipped = np.abs(signs @ d) / k
+    return float((1 + np.sum(flipped >= observed - TIE)) / (1 + n_random))
+
+
+def wilcoxon_p(d) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of the differences; None for fewer than 2 or all zero."""
+    d = np.asarray(d, dtype=float).ravel()
+    if d.size < 2 or np.all(np.abs(d) < TIE):
+        return None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            p = float(stats.wilcoxon(d).pvalue)
+        except ValueError:
+            return None
+    return p if math.isfinite(p) else None
+
+
+def mcnemar(y_true, pred_a, pred_b) -> McNemar:
+    """Exact McNemar test on one seed: b = A right & B wrong, c = A wrong & B right, p = min(1, 2 P(X <= min(b, c)))."""
+    y_true, pred_a, pred_b = (np.asarray(x) for x in (y_true, pred_a, pred_b))
+    if not y_true.shape == pred_a.shape == pred_b.shape or y_true.ndim != 1:
+        raise LeukoError(f"mcnemar: y_true, pred_a and pred_b must be 1-d of one length, got shapes "
+                         f"{y_true.shape}, {pred_a.shape}, {pred_b.shape}")
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    b = int(np.sum(right_a & ~right_b))
+    c = int(np.sum(~right_a & right_b))
+    n = b + c
+    if n == 0:
+        return McNemar(b=b, c=c, p=1.0)
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return McNemar(b=b, c=c, p=min(1.0, 2 * tail / 2 ** n))
+
+
+# --------------------------------------------------------------------------- words
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def direction(low: float, high: float) -> int:
+    """+1 when the interval lies above 0, −1 below 0, 0 when it includes 0."""
+    return 1 if low > 0 else (-1 if high < 0 else 0)
+
+
+def conclusion(metric: str, diff: float, low: float, high: float, name_a: str, name_b: str) -> str:
+    """One sentence: 'No difference detected in …' when the interval includes 0, else '{A} is better/worse than {B} …'."""
+    text = f"{name_a} \u2212 {name_b} = {gap_estimate(diff, low, high)}"
+    sign = direction(low, high)
+    if sign == 0:
+        return f"No difference detected in {_label(metric)}: {text}."
+    word = "better" if sign > 0 else "worse"
+    return f"{name_a} is {word} than {name_b} in {_label(metric)}: {text}."
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def verdict(directions: dict[str, int], name_a: str, name_b: str, dataset: str = "test") -> str:
+    """One sentence over all metrics from the direction (+1, 0, −1) of each metric's interval."""
+    better = [_label(m) for m, s in directions.items() if s > 0]
+    worse = [_label(m) for m, s in directions.items() if s < 0]
+    same = [_label(m) for m, s in directions.items() if s == 0]
+    where = "on the test split" if dataset == "test" else f"on '{dataset}'"
+    if not better and not worse:
+        return f"Overall, no difference between {name_a} and {name_b} was detected {where} in any metric."
+    if better and worse:
+        return (f"Overall, the result is mixed {where}: {name_a} is better than {name_b} in {_join(better)} "
+                f"but worse in {_join(worse)}.")
+    word, which = ("better", better) if better else ("worse", worse)
+    rest = f" (no difference detected in {_join(same)})" if same else ""
+    return f"Overall, {name_a} is {word} than {name_b} {where} in {_join(which)}{rest}."
+
+
+# --------------------------------------------------------------------------- the comparison
+
+def _display_names(a: Run, b: Run) -> tuple[str, str]:
+    """The runs' names, with ' (A)' and ' (B)' appended when they are equal."""
+    return (a.name, b.name) if a.name != b.name else (f"{a.name} (A)", f"{b.name} (B)")
+
+
+def compare_runs(a: Run | str | Path, b: Run | str | Path, n_resamples: int = 9999, seed: int = 0,
+                 confidence: float = 0.95, dataset: str = "test") -> dict:
+    """Everything compare.json holds (plain JSON types): runs, seeds, per-metric tests and per-seed values."""
+    _check_settings("compare_runs", n_resamples, confidence)
+    a = a if isinstance(a, Run) else load_run(a)
+    b = b if isinstance(b, Run) else load_run(b)
+    name_a, name_b = _display_names(a, b)
+    pairs = match(a, b, dataset)
+    only_a, only_b = unmatched(a, b, dataset)
+
+    per_seed = []
+    for p in pairs:
+        values = {}
+        for m in METRICS:
+            va = metric_value(m, p.y_true, p.pred_a, p.n_classes)
+            vb = metric_value(m, p.y_true, p.pred_b, p.n_classes)
+            values[m] = {"a": float(va), "b": float(vb), "difference": _snap(float(va - vb))}
+        per_seed.append({"split_seed": p.split_seed, "seed": p.seed, "n": p.n, "metrics": values,
+                         "mcnemar": mcnemar(p.y_true, p.pred_a, p.pred_b).to_dict()})
+
+    metrics = {}
+    for m in METRICS:
+        boot = paired_bootstrap(pairs, m, n_resamples, seed, confidence)
+        d = [row["metrics"][m]["difference"] for row in per_seed]
+        metrics[m] = {
+            "label": _label(m),
+            "a_mean": float(np.mean([row["metrics"][m]["a"] for row in per_seed])),
+            "b_mean": float(np.mean([row["metrics"][m]["b"] for row in per_seed])),
+            "difference": boot.difference,
+            "low": boot.low,
+            "high": boot.high,
+            "direction": direction(boot.low, boot.high),
+            "p_a_better": boot.p_a_better,
+            "p_b_better": boot.p_b_better,
+            "per_seed_differences": d,
+            "sign_flip_p": sign_flip_test(d, seed=seed),
+            "sign_flip_method": "exact" if len(d) <= EXACT_SIGN_FLIPS else f"{RANDOM_SIGN_FLIPS} random flips",
+            "wilcoxon_p": wilcoxon_p(d),
+            "conclusion": conclusion(m, boot.difference, boot.low, boot.high, name_a, name_b),
+        }
+    return {
+        "dataset": dataset,
+        "confidence": float(confidence),
+        "n_resamples": int(n_resamples),
+        "seed": int(seed),
+        "interval_method": "paired bootstrap over images, percentile",
+        "runs": {"a": {"name": name_a, "path": a.results.resolve().as_posix(), "classes": list(a.classes)},
+                 "b": {"name": name_b, "path": b.results.resolve().as_posix(), "classes": list(b.classes)}},
+        "seeds": {"matched": [{"split_seed": p.split_seed, "seed": p.seed, "n": p.n} for p in pairs],
+                  "only_a": [{"split_seed": s, "seed": e} for s, e in only_a],
+                  "only_b": [{"split_seed": s, "seed": e} for s, e in only_b]},
+        "verdict": verdict({m: metrics[m]["direction"] for m in METRICS}, name_a, name_b, dataset),
+        "notes": _notes(metrics, only_a, only_b, name_a, name_b, len(pairs)),
+        "metrics": metrics,
+        "per_seed": per_seed,
+    }
+
+
+def _keys_text(keys: list[tuple[int, int]]) -> str:
+    return ", ".join(f"split {s} seed {e}" for s, e in keys)
+
+
+def _notes(metrics: dict, only_a: list, only_b: list, name_a: str, name_b: str, k: int) -> list[str]:
+    """Caveats for the reader: unmatched seeds, too few seeds for the across-seed tests, seeds that disagree."""
+    notes = []
+    if only_a:
+        notes.append(f"Only {name_a} has {_keys_text(only_a)}; not compared.")
+    if only_b:
+        notes.append(f"Only {name_b} has {_keys_text(only_b)}; not compared.")
+    if k <= 5:
+        smallest = 2.0 ** (1 - k)
+        notes.append(f"With {k} matched seed{'s' if k != 1 else ''} the smallest possible sign-flip p-value is "
+                     f"{smallest:g}, so the across-seed tests cannot reach p < 0.05; the bootstrap interval covers "
+                     f"only the sampling of test images, not the variation between training runs.")
+    for m, r in metrics.items():
+        signs = {int(np.sign(x)) for x in r["per_seed_differences"]}
+        if r["direction"] != 0 and -r["direction"] in signs:
+            notes.append(f"In {r['label']} the per-seed differences do not all agree with the interval's direction.")
+    return notes
+
+
+# --------------------------------------------------------------------------- formatting and writing
+
+def p_value(p: float | None) -> str:
+    """0.0312 -> '0.031'; below 0.001 -> '< 0.001'; None -> '—'."""
+    if p is None:
+        return DASH
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _pp(x: float) -> str:
+    """A signed difference in percentage points without the unit: −0.135 -> '−13.5'."""
+    return f"{100 * float(x):+.1f}".replace("-", "\u2212")
+
+
+def view(result: dict) -> dict:
+    """The template context: every number of `result` formatted as text."""
+    conf = f"{100 * result['confidence']:g}%"
+    metrics = []
+    for r in result["metrics"].values():
+        metrics.append({
+            "label": r["label"],
+            "a": pct1(r["a_mean"]),
+            "b": pct1(r["b_mean"]),
+            "difference": str(gap_estimate(r["difference"], r["low"], r["high"])),
+            "direction": {1: "better", -1: "worse", 0: "none"}[r["direction"]],
+            "p_a_better": pct(r["p_a_better"], 1),
+            "sign_flip_p": p_value(r["sign_flip_p"]),
+            "wilcoxon_p": p_value(r["wilcoxon_p"]),
+            "conclusion": r["conclusion"],
+        })
+    seeds = []
+    for row in result["per_seed"]:
+        cells = []
+        for key in result["metrics"]:
+            v = row["metrics"][key]
+            cells.append({"a": pct1(v["a"]), "b": pct1(v["b"]), "difference": _pp(v["difference"])})
+        mc = row["mcnemar"]
+        seeds.append({"split_seed": row["split_seed"], "seed": row["seed"], "n": row["n"], "cells": cells,
+                      "b": mc["b"], "c": mc["c"], "p": p_value(mc["p"])})
+    matched = result["seeds"]["matched"]
+    runs = result["runs"]
+    n_images = sorted({m["n"] for m in matched})
+    return {
+        "title": f"Comparison: {runs['a']['name']} vs {runs['b']['name']}",
+        "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
+        "dataset": result["dataset"],
+        "confidence": conf,
+        "n_resamples": f"{result['n_resamples']:,}".replace(",", "\u2009"),
+        "seed": result["seed"],
+        "a": runs["a"],
+        "b": runs["b"],
+        "classes": ", ".join(runs["a"]["classes"]),
+        "matched": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in matched),
+        "n_matched": len(matched),
+        "n_images": " or ".join(str(n) for n in n_images),
+        "only_a": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in result["seeds"]["only_a"]) or DASH,
+        "only_b": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in result["seeds"]["only_b"]) or DASH,
+        "verdict": result["verdict"],
+        "notes": result["notes"],
+        "metrics": metrics,
+        "metric_labels": [r["label"] for r in result["metrics"].values()],
+        "seeds": seeds,
+    }
+
+
+def write_comparison(result: dict, out_dir: str | Path, templates_dir: str | Path) -> dict[str, Path]:
+    """Write compare.json, compare.html and compare.pdf under out_dir, each atomically; returns their paths."""
+    from leukoreport.report import render_html, write_html, write_pdf  # lazy: heavy imports
+
+    out_dir = Path(out_dir)
+    templates_dir = Path(templates_dir)
+    if not (templates_dir / "compare.html.j2").is_file():
+        raise LeukoError(f"{templates_dir.as_posix()}: no compare.html.j2 (--templates must name the templates folder)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LeukoError(f"{out_dir.as_posix()}: exists and is not a folder")
+    paths = {"json": out_dir / "compare.json", "html": out_dir / "compare.html", "pdf": out_dir / "compare.pdf"}
+    html = render_html(view(result), templates_dir, "compare")
+    write_json(result, paths["json"])
+    write_html(html, paths["html"])
+    write_pdf(paths["html"], paths["pdf"])
+    return paths

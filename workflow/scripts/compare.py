@@ -1,0 +1,17 @@
+"""Compare this run (A) with the run named by config compare_with (B) on the same test images."""
+
+from pathlib import Path
+
+from leukoreport.compare import compare_runs, write_comparison
+from leukoreport.errors import LeukoError
+from leukoreport.logs import step_log
+
+with step_log(snakemake.log[0]):
+    if not snakemake.params.other:
+        raise LeukoError("config key compare_with: not set; give the other run's folder, "
+                         "e.g. --config compare_with=../baseline")
+    results = Path(snakemake.input[0]).parents[1]
+    result = compare_runs(results, snakemake.params.other, snakemake.params.resamples, snakemake.params.seed,
+                          snakemake.params.confidence)
+    write_comparison(result, Path(snakemake.output.json).parent, Path(snakemake.input.templates[0]).parent)
+    print(result["verdict"])
