@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -77,9 +79,313 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_compare)
 
 
+# --------------------------------------------------------------------------- predict
+
+def _device(text: str) -> str:
+    """argparse type: auto, cpu, cuda or cuda:N."""
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Classify images; 1 when some file could not be classified (each named on stderr), else 0."""
+    from leukoreport.predict import predict_files  # lazy: keeps --help fast
+
+    result = predict_files(args.model, args.paths, args.out, batch_size=args.batch_size, tta=args.tta,
+                           device=args.device, seed=args.seed)
+    for path, reason in result.failures:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    print(f"wrote {Path(args.out).as_posix()}: {len(result.table)} files, {result.n_ok} classified, "
+          f"{len(result.failures)} failed")
+    return 1 if result.failures else 0
+
+
+def add_predict(commands: argparse._SubParsersAction) -> None:
+    """Register `leukoreport predict`."""
+    parser = commands.add_parser(
+        "predict", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="classify new images with a trained model.pkl and write a CSV of class probabilities",
+        description="Classify image files and folders with an exported fastai learner (a run's model.pkl).\n"
+                    "Folders are searched recursively and every non-hidden file in them is listed, images or\n"
+                    "not, sorted by path; files and folders keep the order of the arguments. Every file is fully\n"
+                    "decoded before any prediction; a file that cannot be (corrupt, truncated, empty, not an\n"
+                    "image: suffixes .bmp .gif .jpeg .jpg .png .tif .tiff .webp) gets a row with its reason and\n"
+                    "one 'error:' line on stderr, and the other files are still classified.",
+        epilog="examples:\n"
+               "  leukoreport predict results/splits/42/seeds/42/model.pkl data/external_monocyte --out predictions.csv\n"
+               "  leukoreport predict model.pkl new_cells/ extra.jpg --out new.csv --tta --device cpu\n\n"
+               "Columns: path, prediction, prob_<class> (one per class of the model, in its order), status\n"
+               "('ok' or why the file could not be classified; prediction and probabilities are then empty).\n"
+               "Exit status: 0 every file classified, 1 some file failed, 2 bad arguments (e.g. model not found).\n"
+               "MODEL is unpickled when loaded (fastai load_learner): only load models you trust.")
+    parser.add_argument("model", metavar="MODEL", help="exported learner, e.g. results/splits/42/seeds/42/model.pkl")
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="image files and folders of images")
+    parser.add_argument("--out", type=Path, required=True, metavar="CSV",
+                        help="CSV file to write (written atomically; missing folders are created)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation (fastai Learner.tta defaults): classify each image 4 more "
+                             "times with the training augmentation (random crop, flips, rotation, warp, "
+                             "lighting) and report 0.75 x the mean of those 4 passes + 0.25 x the plain pass "
+                             "(beta=0.25); about 5x slower")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random --tta augmentations, for reproducible probabilities (default: 0)")
+    parser.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                        help="images per batch; lower it if memory runs out (default: 64)")
+    parser.add_argument("--device", type=_device, default="auto", metavar="auto|cpu|cuda",
+                        help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
+    parser.set_defaults(func=run_predict)
+
+
+# --------------------------------------------------------------------------- run and report (Snakemake)
+
+REPORT_TARGETS = ("results/report/report.pdf", "results/report/summary.pdf")
+REPORT_RULES = ("report_html", "summary_html")
+FINISHED_RUN = Path("results/summary/metrics.csv")
+
+
+def _cores(text: str) -> str:
+    """argparse type: 'all' or an integer >= 1 (Snakemake's --cores)."""
+    return text if text == "all" else str(_positive_int(text))
+
+
+def snakemake_args(cores: str = "all", configfile: Path | None = None, dry_run: bool = False,
+                   extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Snakemake's arguments: ``--cores N [--configfile FILE] [--dry-run] EXTRA...``."""
+    args = ["--cores", str(cores)]
+    if configfile is not None:
+        args += ["--configfile", Path(configfile).as_posix()]
+    if dry_run:
+        args.append("--dry-run")
+    return args + list(extra)
+
+
+def report_args(cores: str = "all", configfile: Path | None = None, dry_run: bool = False) -> list[str]:
+    """Snakemake's arguments that re-render the report and the summary PDFs."""
+    return snakemake_args(cores, configfile, dry_run, [*REPORT_TARGETS, "--forcerun", *REPORT_RULES])
+
+
+def _check_project(configfile: Path | None) -> None:
+    """LeukoError unless the current folder holds a Snakefile and the config file exists."""
+    if not Path("Snakefile").is_file():
+        raise LeukoError(f"{Path.cwd().as_posix()}: no Snakefile here; run inside a leukoreport project folder")
+    if configfile is not None and not Path(configfile).is_file():
+        raise LeukoError(f"--configfile {Path(configfile).as_posix()}: file not found")
+
+
+def call_snakemake(args: list[str]) -> int:
+    """Run ``python -m snakemake ARGS`` here (command echoed on stderr); its exit status."""
+    print("running: " + shlex.join(["snakemake", *args]), file=sys.stderr, flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args])
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Snakemake got the Ctrl-C too: let it mark its jobs incomplete and stop
+        proc.wait()
+        return 130
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Run the workflow through Snakemake; Snakemake's exit status."""
+    _check_project(args.configfile)
+    return call_snakemake(snakemake_args(args.cores, args.configfile, args.dry_run, args.snakemake_args))
+
+
+def _add_snakemake_options(parser: argparse.ArgumentParser) -> None:
+    """The Snakemake options shared by `run` and `report`, with Snakemake's names."""
+    parser.add_argument("--configfile", type=Path, metavar="FILE",
+                        help="config file replacing config/config.yaml as a whole, e.g. config/smoke.yaml "
+                             "(Snakemake --configfile; default: config/config.yaml)")
+    parser.add_argument("--cores", "-c", type=_cores, default="all", metavar="N",
+                        help="use at most N CPU cores in parallel, or 'all' (Snakemake --cores; default: all)")
+    parser.add_argument("--dry-run", "-n", action="store_true",
+                        help="only show the jobs that would run and why; run nothing (Snakemake --dry-run)")
+
+
+def add_run(commands: argparse._SubParsersAction) -> None:
+    """Register `leukoreport run`."""
+    parser = commands.add_parser(
+        "run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="run the workflow in this project folder (a thin wrapper over snakemake)",
+        description="Run the workflow of the leukoreport project in the current folder: split, audit, train,\n"
+                    "evaluate, summarize and report. A thin wrapper over Snakemake; it runs (with this Python)\n\n"
+                    "  python -m snakemake --cores N [--configfile FILE] [--dry-run] [SNAKEMAKE_ARGS...]\n\n"
+                    "and returns Snakemake's exit status. Arguments after '--' go to Snakemake unchanged:\n"
+                    "targets, --forcerun RULE, --config KEY=VALUE, --keep-going, --rerun-incomplete, ...",
+        epilog="examples (each followed by the equivalent snakemake command):\n"
+               "  leukoreport run --cores 4\n"
+               "      snakemake --cores 4\n"
+               "  leukoreport run --cores 2 --configfile config/smoke.yaml\n"
+               "      snakemake --cores 2 --configfile config/smoke.yaml\n"
+               "  leukoreport run --dry-run\n"
+               "      snakemake --cores all --dry-run\n"
+               "  leukoreport run --cores 4 -- --config pretrained=False\n"
+               "      snakemake --cores 4 --config pretrained=False\n"
+               "  leukoreport run --cores 2 -- results/splits/42/split.csv\n"
+               "      snakemake --cores 2 results/splits/42/split.csv")
+    _add_snakemake_options(parser)
+    parser.add_argument("snakemake_args", metavar="SNAKEMAKE_ARGS", nargs="*",
+                        help="after '--': more arguments for snakemake (targets and options)")
+    parser.set_defaults(func=run_run)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Re-render report.pdf and summary.pdf from existing results; Snakemake's exit status."""
+    _check_project(args.configfile)
+    if not args.dry_run and not FINISHED_RUN.is_file():
+        raise LeukoError(f"{FINISHED_RUN.as_posix()}: not found, so there are no results to report; run "
+                         "'leukoreport run' first (or 'leukoreport report --dry-run' to see what would run)")
+    return call_snakemake(report_args(args.cores, args.configfile, args.dry_run))
+
+
+def add_report(commands: argparse._SubParsersAction) -> None:
+    """Register `leukoreport report`."""
+    parser = commands.add_parser(
+        "report", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="re-render results/report/report.pdf and summary.pdf from existing results",
+        description="Re-render the full report (results/report/report.html, .pdf) and the two-page summary\n"
+                    "(results/report/summary.pdf) of the project in the current folder from its existing\n"
+                    "results, e.g. after editing templates/. A thin wrapper over Snakemake; it runs\n\n"
+                    "  python -m snakemake --cores N [--configfile FILE] [--dry-run] \\\n"
+                    "      results/report/report.pdf results/report/summary.pdf --forcerun report_html summary_html\n\n"
+                    "and returns Snakemake's exit status. It refuses to start without a finished run\n"
+                    "(results/summary/metrics.csv); results that Snakemake finds missing or out of date are\n"
+                    "recomputed first, as with any snakemake call: check with --dry-run.",
+        epilog="examples:\n"
+               "  leukoreport report --dry-run\n"
+               "  leukoreport report --cores 2\n"
+               "  leukoreport report --cores 2 --configfile config/smoke.yaml")
+    _add_snakemake_options(parser)
+    parser.set_defaults(func=run_report)
+
+
+# --------------------------------------------------------------------------- weights
+
+def _weights_problem(path: Path, digest: str) -> str | None:
+    """Why the weights file is not torchvision's ResNet18 file, or None when it is."""
+    import torch
+    from torch.hub import HASH_REGEX
+    from torchvision.models import resnet18
+
+    match = HASH_REGEX.search(path.name)
+    if match and not digest.startswith(match.group(1)):
+        return (f"SHA-256 starts with {digest[:len(match.group(1))]}, the file name promises {match.group(1)}: "
+                "damaged or not torchvision's file (delete it and run 'leukoreport weights --download')")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        resnet18(weights=None).load_state_dict(state)
+    except Exception as exc:
+        return f"not a ResNet18 state dict ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return None
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    """Say where the ImageNet weights are expected and whether they are there; 0 present, 1 missing."""
+    from leukoreport import weights
+
+    path = weights.weights_path()
+    print(f"ResNet18 ImageNet weights (torchvision {weights.WEIGHTS_NAME})")
+    print(f"expected at: {path.as_posix()}")
+    print(f"source:      {weights.weights_url()}")
+    if args.download and not path.is_file():
+        try:
+            weights.check_weights(True, download=True)
+        except LeukoError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print("downloaded")
+    if not path.is_file():
+        print("status:      missing")
+        print("Run 'leukoreport weights --download', copy the file there (or set TORCH_HOME), "
+              "or train from random weights with pretrained: false in the config.")
+        return 1
+    size = path.stat().st_size
+    digest = weights.sha256(path)
+    print(f"status:      present, {size:,} bytes ({size / 1e6:.1f} MB), SHA-256 {digest[:16]}...")
+    if args.check:
+        problem = _weights_problem(path, digest)
+        if problem:
+            print(f"error: {path.as_posix()}: {problem}", file=sys.stderr)
+            return 1
+        print("check:       ok (SHA-256 matches the file name; loads as a ResNet18 state dict)")
+    return 0
+
+
+def add_weights(commands: argparse._SubParsersAction) -> None:
+    """Register `leukoreport weights`."""
+    parser = commands.add_parser(
+        "weights", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="where the ResNet18 ImageNet weights are expected, whether they are there, download them",
+        description="Say where torchvision expects the ResNet18 ImageNet weights (IMAGENET1K_V1) that a run\n"
+                    "with 'pretrained: true' starts from ($TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth,\n"
+                    "TORCH_HOME defaulting to ~/.cache/torch), and whether the file is there (size, SHA-256).\n"
+                    "Exit status: 0 present (and, with --check, valid), 1 missing or invalid.",
+        epilog="examples:\n"
+               "  leukoreport weights\n"
+               "  leukoreport weights --download --check\n"
+               "  TORCH_HOME=/data/torch leukoreport weights --download")
+    parser.add_argument("--download", action="store_true",
+                        help="when missing, download the file from torchvision's URL (needs internet)")
+    parser.add_argument("--check", action="store_true",
+                        help="also check the file: its SHA-256 starts with the hash in its name (as torch.hub "
+                             "checks) and it loads as a ResNet18 state dict")
+    parser.set_defaults(func=run_weights)
+
+
+# --------------------------------------------------------------------------- bench
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Time the project's training path against a plain fastai script and write the JSON."""
+    from leukoreport.bench import BenchSettings, format_report, run_bench as bench
+
+    settings = BenchSettings(data_dir=args.data_dir, images=args.images, epochs=args.epochs, size=args.size,
+                             batch_size=args.batch_size, device=args.device, threads=args.threads,
+                             precision=args.precision, channels_last=not args.no_channels_last,
+                             image_cache=not args.no_cache)
+    out = args.out or Path("results/bench") / f"bench-{args.device}-{args.images}img-{args.size}px.json"
+    report = bench(settings, out)
+    print(format_report(report))
+    print(f"written: {Path(out).as_posix()}")
+    return 0
+
+
+def add_bench(commands: argparse._SubParsersAction) -> None:
+    """Register `leukoreport bench`."""
+    parser = commands.add_parser(
+        "bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="benchmark the training path against a plain fastai script of the same recipe",
+        description="Train the paper's recipe (random initialisation) twice on the same images, each in its own\n"
+                    "process: (a) the project's path (image cache, channels-last, the precision setting) and (b) a\n"
+                    "plain fastai script (file-based DataBlock, fastai's default workers, SaveModelCallback). Prints\n"
+                    "images per second of phase 1 (frozen), phase 2 (unfrozen) and inference, peak memory, device\n"
+                    "and precision, and the ratios project / plain (below 1: the project is faster). A benchmark,\n"
+                    "not a test: run it on a quiet machine.",
+        epilog="examples:\n"
+               "  leukoreport bench --images 250 --epochs 1 --size 224          # a short CPU run\n"
+               "  leukoreport bench --images 2500 --epochs 2 --device cuda       # the whole data set on a GPU")
+    parser.add_argument("--images", type=_positive_int, default=250, metavar="N",
+                        help="images to use, about N/5 per class, split 70/15/15 (default: 250)")
+    parser.add_argument("--epochs", type=_positive_int, default=1, metavar="E", help="epochs per phase (default: 1)")
+    parser.add_argument("--size", type=_positive_int, default=224, metavar="S", help="image size in px (default: 224)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="batch size (default: 32)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--threads", type=int, default=0, metavar="T",
+                        help="torch CPU threads for both variants; 0 keeps torch's default (default: 0)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="the project's precision: auto = bf16 autocast on CUDA, fp32 on CPU (default: auto)")
+    parser.add_argument("--no-cache", action="store_true", help="project variant without the image cache")
+    parser.add_argument("--no-channels-last", action="store_true",
+                        help="project variant in the contiguous memory format")
+    parser.add_argument("--data-dir", default="data/leukocytes", metavar="DIR",
+                        help="ImageFolder to take the images from (default: data/leukocytes)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="JSON to write (default: results/bench/bench-DEVICE-Nimg-Spx.json)")
+    parser.set_defaults(func=run_bench)
+
+
 # --------------------------------------------------------------------------- the parser
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_compare,)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_run, add_report, add_predict, add_compare, add_bench, add_weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leukoreport", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rerun, audit and report leukocyte image classification experiments.",
-        epilog="example:\n  leukoreport compare runs/baseline runs/augmented --out results/compare\n\n"
+        epilog="examples:\n"
+               "  leukoreport run --cores 2 --configfile config/smoke.yaml\n"
+               "  leukoreport predict results/splits/42/seeds/42/model.pkl new_cells/ --out predictions.csv\n"
+               "  leukoreport compare runs/baseline runs/augmented --out results/compare\n\n"
                "Run 'leukoreport COMMAND --help' for the options of one command.")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
@@ -99,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; 0 on success, 2 for bad arguments or input (message on stderr)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            hint = (" (Snakemake's own options go after '--', e.g. leukoreport run --cores 2 -- --forceall)"
+                    if args.command == "run" else "")
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:

@@ -26,7 +26,7 @@ def load_model(path: str | Path, cpu: bool = True):
         raise LeukoError(f"{path}: cannot load fastai learner ({type(exc).__name__}: {exc})") from exc
 
 
-def predict(learn, images: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
+def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0) -> pd.DataFrame:
     """Rows of ``images`` (path, label) with prediction, one ``prob_<class>`` column per class, and loss.
 
     ``loss`` is the cross-entropy of the true class, ``-ln p(label)``.
@@ -38,7 +38,7 @@ def predict(learn, images: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
     out = images[["path", "label"]].reset_index(drop=True).copy()
     if len(out) == 0:
         raise LeukoError("no images to evaluate")
-    dl = learn.dls.test_dl([Path(p) for p in out["path"]], bs=batch_size)
+    dl = learn.dls.test_dl([Path(p) for p in out["path"]], bs=batch_size, num_workers=num_workers)
     with learn.no_bar():
         probs, _ = learn.get_preds(dl=dl)
     probs = probs.float().numpy().astype(np.float64)

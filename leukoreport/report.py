@@ -385,6 +385,12 @@ def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
         "title": key.label[0].upper() + key.label[1:],
         "anchor": _anchor("run", key.split_seed, key.seed),
         "device": train.get("device", DASH),
+        "precision": train.get("precision", "fp32"),
+        "speed": ", ".join(x for x in (
+            "image cache" if train.get("image_cache") else "",
+            "channels-last" if train.get("channels_last") else "") if x) or "none",
+        "images_per_second": DASH if train.get("train_images_per_second") is None
+        else f"{train['train_images_per_second']:.1f}",
         "threads": train.get("threads", DASH),
         "n_train": train.get("n_train", DASH),
         "n_valid": train.get("n_valid", DASH),

@@ -57,6 +57,8 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainConfig":
@@ -74,6 +76,8 @@ class TrainConfig:
             augmentation=Augmentation(**config["augmentation"]),
             num_workers=config["num_workers"],
             device=config["device"],
+            precision=config.get("precision", "fp32"),
+            channels_last=config.get("channels_last", False),
         )
 
 
@@ -90,6 +94,7 @@ class PhaseResult:
     best_epoch: int
     best_valid_loss: float
     stopped_early: bool
+    seconds: float = 0.0  # wall time of the phase's fit, validation included
 
 
 def resolve_device(name: str) -> str:
@@ -101,6 +106,31 @@ def resolve_device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LeukoError(f"config key device: '{name}' requested but CUDA is not available on this machine")
     return name
+
+
+def resolve_precision(name: str, device: str) -> str:
+    """``auto`` means bf16 autocast on a CUDA device that supports it, else fp32; fp16/bf16 need CUDA."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    if name == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if name in ("bf16", "fp16") and not cuda:
+        raise LeukoError(f"config key precision: '{name}' needs a CUDA device; this run trains on {device}")
+    return name
+
+
+def _speed_callbacks(learn, precision: str, channels_last: bool) -> list:
+    """fastai callbacks for mixed precision and channels-last memory format (none for fp32, contiguous)."""
+    from fastai.callback.channelslast import ChannelsLast
+    from fastai.callback.fp16 import AMPMode, MixedPrecision
+
+    cbs = []
+    if channels_last:
+        cbs.append(ChannelsLast())
+    if precision in ("bf16", "fp16"):
+        cbs.append(MixedPrecision(amp_mode=AMPMode.BF16 if precision == "bf16" else AMPMode.FP16))
+    return cbs
 
 
 def describe_device(device: str) -> str:
@@ -180,14 +210,14 @@ def _tracker_class():
 
         def after_batch(self):
             if self.training and len(self.learn.yb):
-                target = self.learn.yb[0]
-                self._correct += int((self.learn.pred.argmax(dim=-1) == target).sum())
+                target = self.learn.yb[0]  # counted on the device: no synchronisation per batch
+                self._correct = self._correct + (self.learn.pred.argmax(dim=-1) == target).sum()
                 self._seen += len(target)
 
         def after_epoch(self):
             super().after_epoch()
             self.seconds.append(time.perf_counter() - self._start)
-            self.train_accuracy.append(self._correct / self._seen if self._seen else float("nan"))
+            self.train_accuracy.append(float(self._correct) / self._seen if self._seen else float("nan"))
             if self.new_best:
                 self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
                 self.best_epoch = self.epoch
@@ -200,7 +230,8 @@ def _tracker_class():
     return RestoreBest
 
 
-def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str):
+def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str,
+                extra_cbs: list | None = None):
     """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored)."""
     from fastai.callback.tracker import EarlyStoppingCallback
 
@@ -211,8 +242,10 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
     tracker = _tracker_class()()
     stopper = EarlyStoppingCallback(monitor="valid_loss", patience=phase_cfg.patience)
     fit = learn.fit_one_cycle if schedule == "one_cycle" else learn.fit
+    start = time.perf_counter()
     with learn.no_bar():
-        fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=[tracker, stopper])
+        fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=[tracker, stopper, *(extra_cbs or [])])
+    seconds = time.perf_counter() - start
     names = list(learn.recorder.metric_names[1:-1])  # train_loss, valid_loss, accuracy
     rows = []
     for i, values in enumerate(learn.recorder.values):
@@ -239,12 +272,18 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
         best_epoch=epoch_offset + tracker.best_epoch + 1,
         best_valid_loss=float(tracker.best),
         stopped_early=len(rows) < phase_cfg.max_epochs,
+        seconds=round(seconds, 3),
     )
     return rows, result
 
 
-def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None = None, init: str = ""):
-    """Seed everything, train both phases, and return ``(learner, history, info)``."""
+def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None = None, init: str = "",
+          cache=None):
+    """Seed everything, train both phases, and return ``(learner, history, info)``.
+
+    With ``cache`` (a ``fastload.ImageCache`` of the split) the images come from memory; the returned learner
+    holds the usual file-based DataLoaders either way, so that its export loads with ``load_learner`` alone.
+    """
     import torch
     from fastai.torch_core import set_seed
 
@@ -253,14 +292,23 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     device = resolve_device(cfg.device)
     set_seed(seed, reproducible=True)
     start = time.perf_counter()
+    precision = resolve_precision(cfg.precision, device)
     dls = make_dataloaders(split, cfg, device)
     learn = build_learner(dls, cfg.pretrained)
+    if cache is not None:
+        from leukoreport.fastload import cached_dataloaders
+
+        learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
+    extra = _speed_callbacks(learn, precision, cfg.channels_last)
     rows: list[dict] = []
     phases = []
     for number, phase_cfg in enumerate(cfg.phases, start=1):
-        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule)
+        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule, extra)
         rows += phase_rows
         phases.append(asdict(result))
+    learn.dls = dls
+    learn.model.to(memory_format=torch.contiguous_format)
+    n_images = len(dls.train_ds) * sum(r["phase"] > 0 for r in rows)
     info = {
         "seed": seed,
         "pretrained": cfg.pretrained,
@@ -274,6 +322,10 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "n_train": len(dls.train_ds),
         "n_valid": len(dls.valid_ds),
         "seconds": round(time.perf_counter() - start, 3),
+        "precision": precision,
+        "channels_last": cfg.channels_last,
+        "image_cache": cache is not None,
+        "train_images_per_second": round(n_images / max(1e-9, sum(r["seconds"] for r in rows)), 2),
         "phases": phases,
     }
     return learn, pd.DataFrame(rows, columns=HISTORY_COLUMNS), info

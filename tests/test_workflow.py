@@ -507,8 +507,26 @@ def test_leakage_fail_stops_the_run_before_training(bad_project):
     assert not (bad_project / "results/logs/train_split42_seed1.log").exists()
 
 
+def test_snakefiles_are_formatted_with_snakefmt():
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakemake_report_after_the_smoke_run(smoke_run):
+    import zipfile
+
+    project, _, _ = smoke_run
+    proc = snakemake(project, "--report", "report.zip", "--configfile", "test.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    names = zipfile.ZipFile(project / "report.zip").namelist()
+    assert any(n.endswith("report.html") for n in names)
+    for figure in ("loss_curves.png", "confusion.png", "reliability.png", "curves.png", "summary.pdf"):
+        assert any(n.endswith(figure) for n in names), figure
+
+
 def test_lint_is_clean():
     proc = snakemake(ROOT, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "Lints for" not in proc.stdout
+    assert "Lints for" not in proc.stdout and "warning" not in proc.stdout.lower()
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout

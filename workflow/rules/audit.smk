@@ -6,21 +6,21 @@ rule leakage:
         hashes="results/splits/{split}/audit/hashes.csv",
         pairs="results/splits/{split}/audit/leakage.csv",
         summary="results/splits/{split}/audit/leakage.json",
+    log:
+        "results/logs/leakage_split{split}.log",
+    benchmark:
+        "results/benchmarks/leakage_split{split}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         names=list(EXTERNAL),
         action=config["leakage"],
         max_distance=config["leakage_max_distance"],
         hash_size=config["leakage_hash_size"],
-    conda:
-        "../envs/leukoreport.yaml"
-    log:
-        "results/logs/leakage_split{split}.log",
-    benchmark:
-        "results/benchmarks/leakage_split{split}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     script:
         "../scripts/leakage.py"
 
@@ -31,12 +31,12 @@ rule plot_leakage:
         summary="results/splits/{split}/audit/leakage.json",
     output:
         directory("results/splits/{split}/audit/pairs"),
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/plot_leakage_split{split}.log",
     benchmark:
         "results/benchmarks/plot_leakage_split{split}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -3,7 +3,6 @@ from snakemake.utils import validate
 from leukoreport.config import check_config
 from leukoreport.summary import run_keys
 
-
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 
@@ -22,6 +21,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     name="|".join(EXTERNAL) or "(?!)",
     doc="report|summary",
+    size=r"\d+",
 
 
 RUN = "results/splits/{split}/seeds/{seed}"
@@ -41,13 +41,41 @@ def dataset_images(wildcards):
 
 def train_params():
     """The training part of the config, passed to the train script."""
-    keys = ["size", "batch_size", "pretrained", "schedule", "phases", "augmentation", "num_workers", "device"]
+    keys = [
+        "size",
+        "batch_size",
+        "pretrained",
+        "schedule",
+        "phases",
+        "augmentation",
+        "num_workers",
+        "device",
+        "precision",
+        "channels_last",
+    ]
     return {key: config[key] for key in keys}
+
+
+def cache_input(wildcards):
+    """The image cache of the run's split when `image_cache` is on, else nothing."""
+    if not config["image_cache"]:
+        return []
+    return f"results/splits/{wildcards.split}/cache{config['size']}.npz"
+
+
+def train_gpus():
+    """GPUs a training job declares (`resources: gpu`): `train_gpus` unless the config forces the CPU."""
+    return 0 if config["device"] == "cpu" else config["train_gpus"]
 
 
 def uncertainty_params():
     """The interval and calibration settings, passed to the evaluate script."""
-    keys = ["confidence_level", "bootstrap_resamples", "bootstrap_seed", "calibration_bins"]
+    keys = [
+        "confidence_level",
+        "bootstrap_resamples",
+        "bootstrap_seed",
+        "calibration_bins",
+    ]
     return {key: config[key] for key in keys}
 
 

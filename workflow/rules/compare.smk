@@ -6,20 +6,20 @@ rule compare:
         json="results/compare/compare.json",
         html="results/compare/compare.html",
         pdf="results/compare/compare.pdf",
+    log:
+        "results/logs/compare.log",
+    benchmark:
+        "results/benchmarks/compare.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         other=config["compare_with"],
         resamples=config["bootstrap_resamples"],
         seed=config["bootstrap_seed"],
         confidence=config["confidence_level"],
-    conda:
-        "../envs/leukoreport.yaml"
-    log:
-        "results/logs/compare.log",
-    benchmark:
-        "results/benchmarks/compare.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/compare.py"

@@ -5,18 +5,19 @@ rule evaluate:
     output:
         predictions=f"{RUN}/{{dataset}}/predictions.csv",
         metrics=f"{RUN}/{{dataset}}/metrics.json",
-    params:
-        batch_size=config["eval_batch_size"],
-        uncertainty=uncertainty_params(),
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/evaluate_split{split}_seed{seed}_{dataset}.log",
     benchmark:
         "results/benchmarks/evaluate_split{split}_seed{seed}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 2
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        batch_size=config["eval_batch_size"],
+        device=config["device"],
+        uncertainty=uncertainty_params(),
     script:
         "../scripts/evaluate.py"

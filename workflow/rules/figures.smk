@@ -3,13 +3,22 @@ rule plot_training:
         history=f"{RUN}/history.csv",
         info=f"{RUN}/train.json",
     output:
-        f"{RUN}/loss_curves.png",
-    conda:
-        "../envs/leukoreport.yaml"
+        report(
+            f"{RUN}/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Training",
+            labels={
+                "split seed": "{split}",
+                "seed": "{seed}",
+                "figure": "loss curves",
+            },
+        ),
     log:
         "results/logs/plot_training_split{split}_seed{seed}.log",
     benchmark:
         "results/benchmarks/plot_training_split{split}_seed{seed}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -23,22 +32,58 @@ rule plot_dataset:
         predictions=f"{RUN}/{{dataset}}/predictions.csv",
         metrics=f"{RUN}/{{dataset}}/metrics.json",
     output:
-        confusion=f"{RUN}/{{dataset}}/confusion.png",
-        per_class=f"{RUN}/{{dataset}}/per_class.png",
-        reliability=f"{RUN}/{{dataset}}/reliability.png",
-        top_losses=f"{RUN}/{{dataset}}/top_losses.png",
+        confusion=report(
+            f"{RUN}/{{dataset}}/confusion.png",
+            caption="../report/confusion.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={
+                "split seed": "{split}",
+                "seed": "{seed}",
+                "figure": "confusion matrix",
+            },
+        ),
+        per_class=report(
+            f"{RUN}/{{dataset}}/per_class.png",
+            caption="../report/per_class.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={
+                "split seed": "{split}",
+                "seed": "{seed}",
+                "figure": "per-class scores",
+            },
+        ),
+        reliability=report(
+            f"{RUN}/{{dataset}}/reliability.png",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={
+                "split seed": "{split}",
+                "seed": "{seed}",
+                "figure": "reliability",
+            },
+        ),
+        top_losses=report(
+            f"{RUN}/{{dataset}}/top_losses.png",
+            caption="../report/top_losses.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"split seed": "{split}", "seed": "{seed}", "figure": "top losses"},
+        ),
         errors=directory(f"{RUN}/{{dataset}}/errors"),
-    params:
-        top_losses=config["top_losses"],
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/plot_dataset_split{split}_seed{seed}_{dataset}.log",
     benchmark:
         "results/benchmarks/plot_dataset_split{split}_seed{seed}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        top_losses=config["top_losses"],
     script:
         "../scripts/plot_dataset.py"

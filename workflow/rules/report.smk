@@ -39,21 +39,21 @@ rule report_html:
         templates=["templates/report.html.j2", "templates/report.css"],
     output:
         "results/report/report.html",
+    log:
+        "results/logs/report_html.log",
+    benchmark:
+        "results/benchmarks/report_html.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         config=config,
         splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
-    conda:
-        "../envs/leukoreport.yaml"
-    log:
-        "results/logs/report_html.log",
-    benchmark:
-        "results/benchmarks/report_html.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/report_html.py"
 
@@ -80,21 +80,21 @@ rule summary_html:
         templates=["templates/summary.html.j2", "templates/summary.css"],
     output:
         "results/report/summary.html",
+    log:
+        "results/logs/summary_html.log",
+    benchmark:
+        "results/benchmarks/summary_html.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         config=config,
         splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
-    conda:
-        "../envs/leukoreport.yaml"
-    log:
-        "results/logs/summary_html.log",
-    benchmark:
-        "results/benchmarks/summary_html.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../scripts/summary_html.py"
 
@@ -103,13 +103,18 @@ rule report_pdf:
     input:
         "results/report/{doc}.html",
     output:
-        "results/report/{doc}.pdf",
-    conda:
-        "../envs/leukoreport.yaml"
+        report(
+            "results/report/{doc}.pdf",
+            caption="../report/reports.rst",
+            category="Reports",
+            labels={"document": "{doc}"},
+        ),
     log:
         "results/logs/{doc}_pdf.log",
     benchmark:
         "results/benchmarks/{doc}_pdf.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=3000,

@@ -4,12 +4,12 @@ rule summarize:
     output:
         metrics="results/summary/metrics.csv",
         external="results/summary/external.csv",
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/summarize.log",
     benchmark:
         "results/benchmarks/summarize.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -23,20 +23,30 @@ rule plot_summary:
         histories=runs("history.csv"),
         metrics=runs("test/metrics.json"),
     output:
-        curves="results/summary/curves.png",
-        confusion="results/summary/confusion_test.png",
-    params:
-        labels=run_labels(),
-    conda:
-        "../envs/leukoreport.yaml"
+        curves=report(
+            "results/summary/curves.png",
+            caption="../report/summary_figures.rst",
+            category="Summary",
+            labels={"figure": "training curves, all runs"},
+        ),
+        confusion=report(
+            "results/summary/confusion_test.png",
+            caption="../report/summary_figures.rst",
+            category="Summary",
+            labels={"figure": "test confusion, summed over runs"},
+        ),
     log:
         "results/logs/plot_summary.log",
     benchmark:
         "results/benchmarks/plot_summary.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        labels=run_labels(),
     script:
         "../scripts/plot_summary.py"
 
@@ -50,19 +60,19 @@ rule ensemble:
     output:
         predictions="results/splits/{split}/ensemble/{dataset}/predictions.csv",
         metrics="results/splits/{split}/ensemble/{dataset}/metrics.json",
-    params:
-        seeds=SEEDS,
-        uncertainty=uncertainty_params(),
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/ensemble_split{split}_{dataset}.log",
     benchmark:
         "results/benchmarks/ensemble_split{split}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        seeds=SEEDS,
+        uncertainty=uncertainty_params(),
     script:
         "../scripts/ensemble.py"
 
@@ -81,18 +91,18 @@ rule robustness:
         robustness="results/summary/robustness.json",
         agreement="results/summary/agreement.csv",
         disagreement="results/summary/disagreement.csv",
-    params:
-        confidence=config["confidence_level"],
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/robustness.log",
     benchmark:
         "results/benchmarks/robustness.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        confidence=config["confidence_level"],
     script:
         "../scripts/robustness.py"
 
@@ -104,12 +114,12 @@ rule plot_robustness:
         robustness="results/summary/robustness.json",
     output:
         directory("results/summary/robustness"),
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/plot_robustness.log",
     benchmark:
         "results/benchmarks/plot_robustness.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,

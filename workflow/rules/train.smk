@@ -1,19 +1,19 @@
 rule weights:
     output:
         "results/weights/resnet18.json",
-    params:
-        pretrained=config["pretrained"],
-        download=config["download_weights"],
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/weights.log",
     benchmark:
         "results/benchmarks/weights.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        pretrained=config["pretrained"],
+        download=config["download_weights"],
     script:
         "../scripts/weights.py"
 
@@ -23,22 +23,24 @@ rule train:
         split="results/splits/{split}/split.csv",
         weights="results/weights/resnet18.json",
         audit="results/splits/{split}/audit/leakage.json",
+        cache=cache_input,
     output:
         model=f"{RUN}/model.pkl",
         history=f"{RUN}/history.csv",
         info=f"{RUN}/train.json",
-    params:
-        train=train_params(),
-        split_seed=lambda wc: int(wc.split),
-    conda:
-        "../envs/leukoreport.yaml"
     log:
         "results/logs/train_split{split}_seed{seed}.log",
     benchmark:
         "results/benchmarks/train_split{split}_seed{seed}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
     threads: config["train_threads"]
     resources:
         mem_mb=config["train_mem_mb"],
         runtime=config["train_runtime_min"],
+        gpu=train_gpus(),
+    params:
+        train=train_params(),
+        split_seed=lambda wc: int(wc.split),
     script:
         "../scripts/train.py"

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 
+from leukoreport.fastload import load_cache
 from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
 from leukoreport.train import TrainConfig, export_learner, train
@@ -12,7 +13,8 @@ with step_log(snakemake.log[0]):
     split = pd.read_csv(snakemake.input.split)
     weights = json.loads(open(snakemake.input.weights).read())
     cfg = TrainConfig.from_config(snakemake.params.train)
-    learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"])
+    cache = load_cache(snakemake.input.cache) if snakemake.input.cache else None
+    learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"], cache)
     info["split_seed"] = snakemake.params.split_seed
     export_learner(learn, snakemake.output.model)
     write_csv(history, snakemake.output.history)

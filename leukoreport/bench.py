@@ -1,0 +1,216 @@
+"""Benchmark: the project's training path against a plain fastai script of the same recipe, on the same data.
+
+Each variant runs in its own Python process (so that peak memory is its own); the parent writes one JSON with
+the raw figures and the ratios project / plain (below 1 means the project is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from leukoreport.errors import LeukoError
+from leukoreport.files import write_json
+
+VARIANTS = ("plain", "project")
+
+
+@dataclass
+class BenchSettings:
+    """What both variants run: data, image size, batch size, epochs per phase and device."""
+
+    data_dir: str = "data/leukocytes"
+    images: int = 250
+    epochs: int = 1
+    size: int = 224
+    batch_size: int = 32
+    device: str = "auto"
+    threads: int = 0  # 0: torch's default
+    precision: str = "auto"
+    channels_last: bool = True
+    image_cache: bool = True
+    split_seed: int = 42
+    seed: int = 0
+
+
+def bench_split(settings: BenchSettings):
+    """The stratified 70/15/15 split of ``images`` images (about the same number per class)."""
+    from leukoreport.data import discover, stratified_split, subsample
+
+    images = discover(settings.data_dir)
+    per_class = max(3, settings.images // images["label"].nunique())
+    return stratified_split(subsample(images, per_class, settings.split_seed), (0.7, 0.15, 0.15),
+                            settings.split_seed)
+
+
+def _peak_memory(device: str) -> dict:
+    """Peak resident memory of this process and its children (MB), and peak CUDA memory when on a GPU."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1),
+           "peak_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 1)}
+    if device.startswith("cuda"):
+        import torch
+
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def _plain(settings: BenchSettings, split) -> dict:
+    """The paper's recipe as a straight fastai script: file-based DataBlock, fastai's default workers,
+    EarlyStopping + SaveModelCallback, fp32, contiguous memory format."""
+    import tempfile
+
+    import torch
+    from fastai.vision.all import (CategoryBlock, DataBlock, EarlyStoppingCallback, ImageBlock, IndexSplitter,
+                                   Resize, SaveModelCallback, accuracy, aug_transforms, parent_label, resnet18,
+                                   set_seed, vision_learner)
+
+    from leukoreport.train import resolve_device
+
+    device = resolve_device(settings.device)
+    set_seed(settings.seed, reproducible=True)
+    rows = split[split["split"].isin(["train", "valid"])].reset_index(drop=True)
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label,
+                      splitter=IndexSplitter(rows.index[rows["split"] == "valid"].tolist()),
+                      item_tfms=Resize(settings.size),
+                      batch_tfms=aug_transforms(size=settings.size, min_scale=0.75, max_rotate=180.0, do_flip=True,
+                                                flip_vert=True, max_warp=0.2, max_lighting=0.5, p_affine=0.75,
+                                                p_lighting=0.75))
+    start = time.perf_counter()
+    dls = block.dataloaders([Path(p) for p in rows["path"]], bs=settings.batch_size, device=device)
+    learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
+    setup = time.perf_counter() - start
+    phases = []
+    with tempfile.TemporaryDirectory() as tmp, learn.no_bar():
+        learn.path = Path(tmp)
+        for frozen, lr, patience in ((True, 1e-3, 3), (False, 1e-4, 5)):
+            learn.freeze() if frozen else learn.unfreeze()
+            t = time.perf_counter()
+            learn.fit_one_cycle(settings.epochs, lr, cbs=[EarlyStoppingCallback(patience=patience),
+                                                          SaveModelCallback(fname="best")])
+            phases.append(time.perf_counter() - t)
+        test = [Path(p) for p in split.loc[split["split"] == "test", "path"]]
+        t = time.perf_counter()
+        learn.get_preds(dl=dls.test_dl(test, bs=64))
+        inference = time.perf_counter() - t
+    return {"setup_seconds": setup, "phase_seconds": phases, "inference_seconds": inference,
+            "n_train": len(dls.train_ds), "n_test": len(test), "device": device, "precision": "fp32",
+            "threads": torch.get_num_threads(), "num_workers": dls.train.num_workers}
+
+
+def _project(settings: BenchSettings, split) -> dict:
+    """The project's path: leukoreport.train with the image cache, channels-last and the precision setting,
+    then leukoreport.evaluate's inference."""
+    import torch
+
+    from leukoreport.evaluate import predict
+    from leukoreport.fastload import split_cache
+    from leukoreport.train import PhaseConfig, TrainConfig, resolve_device, train
+
+    device = resolve_device(settings.device)
+    cfg = TrainConfig(size=settings.size, batch_size=settings.batch_size, pretrained=False,
+                      phases=[PhaseConfig(True, 1e-3, settings.epochs, 3), PhaseConfig(False, 1e-4, settings.epochs, 5)],
+                      device=device, precision=settings.precision, channels_last=settings.channels_last)
+    t = time.perf_counter()
+    cache = split_cache(split, settings.size, os.cpu_count() or 1) if settings.image_cache else None
+    cache_seconds = time.perf_counter() - t
+    learn, history, info = train(split, cfg, settings.seed, settings.threads or None, "random", cache)
+    test = split.loc[split["split"] == "test", ["path", "label"]]
+    t = time.perf_counter()
+    predict(learn, test, 64, os.cpu_count() or 0)
+    inference = time.perf_counter() - t
+    return {"cache_seconds": cache_seconds, "phase_seconds": [p["seconds"] for p in info["phases"]],
+            "inference_seconds": inference, "n_train": info["n_train"], "n_test": len(test), "device": device,
+            "precision": info["precision"], "threads": torch.get_num_threads(), "num_workers": 0,
+            "channels_last": settings.channels_last, "image_cache": settings.image_cache}
+
+
+def run_variant(variant: str, settings: BenchSettings) -> dict:
+    """Time one variant in this process; figures in seconds and images per second."""
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    split = bench_split(settings)
+    result = (_plain if variant == "plain" else _project)(settings, split)
+    n = result["n_train"] * settings.epochs
+    result["images_per_second"] = {"phase1": n / result["phase_seconds"][0], "phase2": n / result["phase_seconds"][1],
+                                   "inference": result["n_test"] / result["inference_seconds"]}
+    result.update(_peak_memory(result["device"]))
+    return result
+
+
+def _child(variant: str, settings: BenchSettings) -> dict:
+    """Run one variant in a fresh Python process and return its JSON."""
+    cmd = [sys.executable, "-m", "leukoreport.bench", variant, json.dumps(asdict(settings))]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise LeukoError(f"bench: the {variant} variant failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def describe_machine(device: str) -> str:
+    """The device the benchmark ran on, in words."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores"
+
+
+def run_bench(settings: BenchSettings, out: str | Path) -> dict:
+    """Both variants, one after the other, and their ratios (project seconds / plain seconds); writes ``out``."""
+    results = {v: _child(v, settings) for v in VARIANTS}
+    plain, project = results["plain"], results["project"]
+    ratios = {
+        "ratio_phase1": project["phase_seconds"][0] / plain["phase_seconds"][0],
+        "ratio_phase2": project["phase_seconds"][1] / plain["phase_seconds"][1],
+        "ratio_inference": project["inference_seconds"] / plain["inference_seconds"],
+    }
+    report = {**{k: round(v, 4) for k, v in ratios.items()}, "settings": asdict(settings),
+              "device": describe_machine(project["device"]), "precision": project["precision"],
+              "plain": plain, "project": project,
+              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    write_json(report, out)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A few lines for the terminal."""
+    p, q = report["plain"], report["project"]
+    lines = [f"device {report['device']}, precision {report['precision']}, {p['n_train']} training images, "
+             f"{report['settings']['epochs']} epoch(s) per phase, {report['settings']['size']} px"]
+    for key, label, i in (("phase1", "phase 1 (frozen)", 0), ("phase2", "phase 2 (unfrozen)", 1)):
+        lines.append(f"{label:20s} plain {p['phase_seconds'][i]:8.1f} s ({p['images_per_second'][key]:7.1f} img/s)   "
+                     f"project {q['phase_seconds'][i]:8.1f} s ({q['images_per_second'][key]:7.1f} img/s)   "
+                     f"ratio {report['ratio_' + key]:.3f}")
+    lines.append(f"{'inference':20s} plain {p['inference_seconds']:8.1f} s ({p['images_per_second']['inference']:7.1f} "
+                 f"img/s)   project {q['inference_seconds']:8.1f} s ({q['images_per_second']['inference']:7.1f} img/s)"
+                 f"   ratio {report['ratio_inference']:.3f}")
+    lines.append(f"peak RSS: plain {p['peak_rss_mb']:.0f} MB (+ workers {p['peak_rss_children_mb']:.0f} MB), "
+                 f"project {q['peak_rss_mb']:.0f} MB; image cache built in {q['cache_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child entry point: ``python -m leukoreport.bench VARIANT SETTINGS_JSON`` prints the variant's JSON."""
+    parser = argparse.ArgumentParser(prog="python -m leukoreport.bench")
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("settings")
+    args = parser.parse_args(argv)
+    result = run_variant(args.variant, BenchSettings(**json.loads(args.settings)))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

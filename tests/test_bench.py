@@ -1,0 +1,32 @@
+"""The benchmark runs both variants on the same tiny data and its ratios come from its raw figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_image_folder
+from leukoreport.bench import BenchSettings, bench_split, format_report, run_bench
+
+
+@pytest.mark.slow
+def test_bench_on_tiny_data_writes_ratios(tmp_path):
+    data = make_image_folder(tmp_path / "images", per_class=10, size=40)
+    out = tmp_path / "bench" / "bench.json"
+    report = run_bench(BenchSettings(data_dir=str(data), images=30, epochs=1, size=32, batch_size=8, device="cpu",
+                                     threads=1), out)
+    saved = json.loads(out.read_text())
+    plain, project = saved["plain"], saved["project"]
+    assert saved["ratio_phase1"] == pytest.approx(project["phase_seconds"][0] / plain["phase_seconds"][0], abs=1e-4)
+    assert saved["ratio_phase2"] == pytest.approx(project["phase_seconds"][1] / plain["phase_seconds"][1], abs=1e-4)
+    assert saved["ratio_inference"] == pytest.approx(project["inference_seconds"] / plain["inference_seconds"],
+                                                     abs=1e-4)
+    # both variants trained and predicted on the same images of the same split
+    split = bench_split(BenchSettings(data_dir=str(data), images=30))
+    n_train, n_test = int((split["split"] == "train").sum()), int((split["split"] == "test").sum())
+    assert plain["n_train"] == project["n_train"] == n_train and plain["n_test"] == project["n_test"] == n_test
+    assert project["images_per_second"]["phase1"] == pytest.approx(n_train / project["phase_seconds"][0])
+    assert saved["precision"] == "fp32" and "CPU" in saved["device"]
+    assert plain["peak_rss_mb"] > 100 and project["peak_rss_mb"] > 100
+    assert "ratio" in format_report(report)
