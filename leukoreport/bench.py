@@ -37,6 +37,7 @@ class BenchSettings:
     precision: str = "auto"
     channels_last: bool = True
     image_cache: bool = True
+    deterministic: bool = True
     split_seed: int = 42
     seed: int = 0
 
@@ -118,7 +119,8 @@ def _project(settings: BenchSettings, split) -> dict:
     device = resolve_device(settings.device)
     cfg = TrainConfig(size=settings.size, batch_size=settings.batch_size, pretrained=False,
                       phases=[PhaseConfig(True, 1e-3, settings.epochs, 3), PhaseConfig(False, 1e-4, settings.epochs, 5)],
-                      device=device, precision=settings.precision, channels_last=settings.channels_last)
+                      device=device, precision=settings.precision, channels_last=settings.channels_last,
+                      deterministic=settings.deterministic)
     t = time.perf_counter()
     cache = split_cache(split, settings.size, os.cpu_count() or 1) if settings.image_cache else None
     cache_seconds = time.perf_counter() - t

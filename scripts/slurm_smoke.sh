@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end test of the SLURM profile (profiles/slurm) on a real, throwaway single-node SLURM cluster.
 #
-#   sudo scripts/slurm_smoke.sh          # Debian 12 / Ubuntu; needs root, apt and the project's Python
+#   scripts/slurm_smoke.sh        # as root on Debian 12 (SLURM 22.05), with apt and the project's Python
 #
 # 1. installs what is missing: Debian's SLURM (slurmctld, slurmd, slurmdbd, client), munge and MariaDB
 #    (apt), the pinned snakemake-executor-plugin-slurm (pip) and the project itself (pip install -e .);
 # 2. starts, all under $SLURM_SMOKE_DIR (default /tmp/leukoreport-slurm-smoke) and bound to 127.0.0.1:
 #    munged, a private MariaDB, slurmdbd (accounting, which the plugin reads with `sacct`), slurmctld and
-#    one slurmd with all CPUs of this machine; no systemd needed, nothing under /etc is touched;
+#    one slurmd with all CPUs of this machine; no systemd needed, nothing under /etc is touched (only a
+#    link /run/slurm/conf to its configuration while it runs, see RUN_CONF_LINK);
 # 3. copies the project (like tests/test_workflow.py) and runs
 #    `snakemake --executor slurm --workflow-profile profiles/slurm --configfile config/smoke.yaml`;
-# 4. checks that every job of the run is in `sacct` as COMPLETED, one per rule and wildcard combination
-#    of the dry run, and that results/report/{report,summary}.pdf were written;
+# 4. checks that the run's jobs are in `sacct`, all COMPLETED, as many per rule (from the job comment
+#    rule_<rule>_wildcards_...) as the dry run planned, and that results/report/{report,summary}.pdf exist;
 # 5. stops everything it started (also on failure or Ctrl-C) and prints one line: PASS or FAIL, with timings.
 #
 # Re-runnable: installs are skipped when present, leftovers of an earlier run (its daemons, by pid file)
@@ -44,7 +45,7 @@ RUN_CONF_LINK=/run/slurm/conf
 
 T_START=$SECONDS
 T_INSTALL=- T_CLUSTER=- T_WORKFLOW=- T_CHECK=-
-RESULT="FAIL" MESSAGE="" STARTED=0 JOB_SUMMARY=""
+RESULT="FAIL" MESSAGE="" STARTED=0 JOB_SUMMARY="" SNAKEMAKE_PID=""
 export SLURM_CONF=$WORK/etc/slurm.conf
 
 log() { printf '[slurm-smoke %4ds] %s\n' "$((SECONDS - T_START))" "$*"; }
@@ -69,7 +70,7 @@ pid_of() { [[ -s $WORK/run/$1.pid ]] && cat "$WORK/run/$1.pid" || true; }
 alive() {  # alive NAME PID: the process exists and is the program we started under that name
     local pid=$2
     [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$1"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
 }
 
 stop_daemon() {
@@ -80,6 +81,15 @@ stop_daemon() {
     for i in $(seq 1 40); do alive "$name" "$pid" || return 0; sleep 0.25; done
     log "$name (pid $pid) did not stop on SIGTERM; killing it"
     kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_snakemake() {  # an interrupted workflow: SIGINT makes snakemake cancel its SLURM jobs
+    local i
+    [[ -n $SNAKEMAKE_PID ]] && kill -0 "$SNAKEMAKE_PID" 2>/dev/null || return 0
+    kill -INT "$SNAKEMAKE_PID" 2>/dev/null
+    for i in $(seq 1 60); do kill -0 "$SNAKEMAKE_PID" 2>/dev/null || return 0; sleep 1; done
+    pkill -KILL -P "$SNAKEMAKE_PID" 2>/dev/null
+    kill -KILL "$SNAKEMAKE_PID" 2>/dev/null
 }
 
 stop_cluster() {
@@ -98,6 +108,7 @@ finish() {
     local rc=$?
     trap - ERR EXIT INT TERM
     set +e
+    stop_snakemake
     if ((STARTED)); then
         log "stopping the cluster"
         stop_cluster
@@ -110,7 +121,9 @@ finish() {
             "total $((SECONDS - T_START))s"
     else
         [[ -n $MESSAGE ]] || MESSAGE="interrupted or failed (exit $rc)"
-        echo "FAIL slurm smoke: $MESSAGE (logs kept in $WORK/log; total $((SECONDS - T_START))s)" >&2
+        local kept=""
+        [[ -d $WORK/log ]] && kept="logs kept in $WORK/log; "
+        echo "FAIL slurm smoke: $MESSAGE (${kept}total $((SECONDS - T_START))s)" >&2
         ((rc)) || rc=1
     fi
     exit "$rc"
@@ -138,13 +151,13 @@ install_missing() {
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >"$WORK.apt.log" 2>&1 || fail "apt-get update failed" "$WORK.apt.log"
         apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >>"$WORK.apt.log" 2>&1 ||
-            { ((policy_created)) && rm -f /usr/sbin/policy-rc.d; fail "apt-get install failed" "$WORK.apt.log"; }
-        ((policy_created)) && rm -f /usr/sbin/policy-rc.d
+            { if ((policy_created)); then rm -f /usr/sbin/policy-rc.d; fi; fail "apt-get install failed" "$WORK.apt.log"; }
+        if ((policy_created)); then rm -f /usr/sbin/policy-rc.d; fi
         rm -f "$WORK.apt.log"
         log "apt packages installed in $((SECONDS - t0))s"
     fi
     # WeasyPrint (the PDF reports) needs Pango, as in .ci/run.
-    if ! ldconfig -p | grep -q 'libpango-1.0.so'; then
+    if ! ldconfig -p | grep 'libpango-1.0.so' >/dev/null; then
         apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null 2>&1 || fail "could not install Pango"
     fi
     if ! "$PYTHON" - "${PLUGIN_PINS[@]}" <<'EOF' 2>/dev/null; then
@@ -171,7 +184,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start() {
     local name=$1
     shift
-    "$@" >>"$WORK/log/$name.out" 2>&1 &
+    # own session: a Ctrl-C reaches the script and snakemake, not the daemons, which finish() stops in order
+    setsid "$@" >>"$WORK/log/$name.out" 2>&1 </dev/null &
     echo $! >"$WORK/run/$name.pid"
 }
 
@@ -192,13 +206,14 @@ wait_until() {
     fail "$name did not become ready within ${limit}s; the check '$*' said: $(tail -n 3 "$check" | tr -s '\n' ' ')" "$logfile" 4
 }
 
-cleanup_previous() {
+cleanup_previous() {  # an earlier run that was killed (SIGKILL) left its cluster running: stop it in order
     local name
     if [[ -d $WORK/run ]]; then
         for name in "${DAEMONS[@]}"; do
             if alive "$name" "$(pid_of "$name")"; then
-                log "stopping $name left over from an earlier run"
-                stop_daemon "$name"
+                log "stopping the cluster left over from an earlier run"
+                stop_cluster
+                break
             fi
         done
     fi
@@ -207,7 +222,10 @@ cleanup_previous() {
 }
 
 remove_conf_link() {  # only our own link (into $WORK)
-    if [[ -L $RUN_CONF_LINK && $(readlink "$RUN_CONF_LINK") == "$WORK/etc" ]]; then rm -f "$RUN_CONF_LINK"; fi
+    if [[ -L $RUN_CONF_LINK && $(readlink "$RUN_CONF_LINK") == "$WORK/etc" ]]; then
+        rm -f "$RUN_CONF_LINK"
+        rmdir "$(dirname "$RUN_CONF_LINK")" 2>/dev/null || true
+    fi
 }
 
 link_conf() {
@@ -255,6 +273,8 @@ ReturnToService=2
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
+# Reject at submission (sbatch error, the rule fails at once) a job that could never run here.
+EnforcePartLimits=ALL
 MinJobAge=300
 KillWait=5
 InactiveLimit=0
@@ -375,14 +395,20 @@ expected_jobs() {
 run_workflow() {
     local t0=$SECONDS rc=0
     log "snakemake --executor slurm --workflow-profile profiles/slurm --configfile config/smoke.yaml (log: $WORK/log/snakemake.log)"
-    (cd "$WORK/project" && timeout "$TIMEOUT" "$PYTHON" -m snakemake --executor slurm \
-        --workflow-profile profiles/slurm --configfile config/smoke.yaml --jobs 8 \
-        --slurm-init-seconds-before-status-checks 2 --latency-wait 10) \
-        >"$WORK/log/snakemake.log" 2>&1 || rc=$?
+    # --max-threads: rules asking for more threads than this node has CPUs would never start (locally
+    # --cores caps them, on SLURM nothing does). Polling sacct every few seconds instead of the profile's 40
+    # keeps this short. In the background, so that a signal to the script is handled at once.
+    (cd "$WORK/project" && exec timeout --foreground -s INT -k 60 "$TIMEOUT" "$PYTHON" -m snakemake \
+        --executor slurm --workflow-profile profiles/slurm --configfile config/smoke.yaml --jobs 8 \
+        --max-threads "$(nproc)" --slurm-init-seconds-before-status-checks 2 --latency-wait 10) \
+        >"$WORK/log/snakemake.log" 2>&1 &
+    SNAKEMAKE_PID=$!
+    wait "$SNAKEMAKE_PID" || rc=$?
+    SNAKEMAKE_PID=""
     T_WORKFLOW=$((SECONDS - t0))
     if ((rc)); then
         local slurm_logs
-        slurm_logs=$(find "$WORK/project/.snakemake/slurm_logs" -name '*.log' -size +0 2>/dev/null | head -n 3 | tr '\n' ' ')
+        slurm_logs=$(find "$WORK/project/.snakemake/slurm_logs" -name '*.log' -size +0 2>/dev/null | head -n 3 | tr '\n' ' ' || true)
         ((rc == 124)) && fail "the workflow did not finish within ${TIMEOUT}s (SLURM_SMOKE_TIMEOUT)" "$WORK/log/snakemake.log" 12
         fail "the workflow failed under SLURM (exit $rc; SLURM job logs kept: ${slurm_logs:-none})" "$WORK/log/snakemake.log" 12
     fi
@@ -391,9 +417,8 @@ run_workflow() {
 
 check_results() {
     local t0=$SECONDS run_id expected got i n_jobs bad f
-    run_id=$(grep -oE 'SLURM run ID: [0-9a-zA-Z_-]+' "$WORK/log/snakemake.log" | head -n1 | awk '{print $4}')
+    run_id=$(grep -m1 -oE 'SLURM run ID: [0-9a-zA-Z_-]+' "$WORK/log/snakemake.log" | awk '{print $4}' || true)
     [[ -n $run_id ]] || fail "no 'SLURM run ID' in the snakemake log: did it use the slurm executor?" "$WORK/log/snakemake.log"
-    expected_jobs
     expected=$(cat "$WORK/log/expected.txt")
 
     # JobName is the run ID; Comment is rule_<rule>[_wildcards_<values>] (stored with AccountingStoreFlags=job_comment).
@@ -407,7 +432,7 @@ check_results() {
         sleep 1
     done
     n_jobs=$(wc -l <"$WORK/log/sacct.txt")
-    bad=$(awk -F'|' '$3 != "COMPLETED" {print $1 " " $2 " " $3}' "$WORK/log/sacct.txt" | head -n 5 | tr '\n' ';')
+    bad=$(awk -F'|' '$3 != "COMPLETED" {print $1 " " $2 " " $3}' "$WORK/log/sacct.txt" | head -n 5 | tr '\n' ';' || true)
     [[ -z $bad ]] || fail "jobs of run $run_id not COMPLETED in sacct: $bad"
     if [[ $got != "$expected" ]]; then
         fail "sacct's COMPLETED jobs per rule ($(echo $got | tr '\n' ' ')) differ from the dry run's ($(echo $expected | tr '\n' ' '))"
@@ -430,6 +455,7 @@ mkdir -p "$(dirname "$WORK")"
 install_missing
 start_cluster
 copy_project
+expected_jobs
 run_workflow
 check_results
 RESULT=PASS

@@ -52,6 +52,7 @@ def train_params():
         "device",
         "precision",
         "channels_last",
+        "deterministic",
     ]
     return {key: config[key] for key in keys}
 
