@@ -20,7 +20,7 @@ from leukoreport.errors import LeukoError
 from leukoreport.files import write_json
 from leukoreport.formatting import DASH, gap_estimate, pct, pct1
 from leukoreport.intervals import balanced_accuracy, macro_f1
-from leukoreport.metrics import read_predictions
+from leukoreport.metrics import prediction_classes, read_predictions
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
@@ -139,14 +139,7 @@ def _header_classes(path: Path) -> list[str]:
     """Class order of one predictions.csv: its prob_ columns."""
     if not path.is_file():
         raise LeukoError(f"{path.as_posix()}: file not found (listed in summary/metrics.csv)")
-    try:
-        columns = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise LeukoError(f"{path.as_posix()}: cannot read as CSV: {exc}") from None
-    classes = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
-    if not classes:
-        raise LeukoError(f"{path.as_posix()}: no prob_<class> columns")
-    return classes
+    return prediction_classes(path)
 
 
 def load_run(path: str | Path) -> Run:

@@ -87,13 +87,9 @@ def check_image(path: Path) -> str:
 
 def resolve_device(name: str) -> str:
     """``auto``: CUDA when available, else CPU; ``cuda`` (or ``cuda:N``) must be available."""
-    import torch
+    from leukoreport.train import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LeukoError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    return name
+    return resolve(name, "--device")
 
 
 def load_learner_on(model: str | Path, device: str = "cpu"):

@@ -99,14 +99,14 @@ class PhaseResult:
     seconds: float = 0.0  # wall time of the phase's fit, validation included
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` means CUDA when available, else CPU."""
+def resolve_device(name: str, where: str = "config key device") -> str:
+    """``auto`` means CUDA when available, else CPU; ``where`` names the setting in the error."""
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LeukoError(f"config key device: '{name}' requested but CUDA is not available on this machine")
+        raise LeukoError(f"{where}: '{name}' requested but CUDA is not available on this machine (use cpu)")
     return name
 
 

@@ -227,4 +227,4 @@ def test_cuda_requested_without_cuda(model, folder, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     assert main(["predict", str(model), str(folder), "--out", str(tmp_path / "p.csv"), "--device", "cuda"]) == 2
-    assert capsys.readouterr().err == "error: --device cuda: CUDA is not available on this machine (use --device cpu)\n"
+    assert capsys.readouterr().err == "error: --device: 'cuda' requested but CUDA is not available on this machine (use cpu)\n"
