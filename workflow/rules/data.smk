@@ -32,7 +32,7 @@ rule cache:
         "results/benchmarks/cache_split{split}_{size}.tsv"
     conda:
         "../envs/leukoreport.yaml"
-    threads: 4
+    threads: config["train_threads"]
     resources:
         mem_mb=3000,
         runtime=10,
