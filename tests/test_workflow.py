@@ -348,6 +348,26 @@ def test_compare_two_smoke_runs_from_the_command_line(smoke_run, tmp_path):
     assert json.loads((project / "results/compare/compare.json").read_text())["per_seed"] == result["per_seed"]
 
 
+def test_predict_new_images_with_a_smoke_model(smoke_run, tmp_path):
+    project, _, _ = smoke_run
+    folder = tmp_path / "new"
+    shutil.copytree(project / "data/external_monocyte", folder)
+    (folder / "monocyte" / "corrupt.png").write_bytes(os.urandom(300))
+    (folder / "notes.txt").write_text("not a cell")
+    out = tmp_path / "predictions.csv"
+    done = subprocess.run([sys.executable, "-m", "leukoreport.cli", "predict",
+                           str(project / "results/splits/42/seeds/1/model.pkl"), str(folder), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and any("corrupt.png" in e for e in errors) and any("notes.txt" in e for e in errors)
+    pred = pd.read_csv(out)
+    assert len(pred) == 11 and (pred["status"] == "ok").sum() == 9
+    ok = pred[pred["status"] == "ok"]
+    probs = ok[[c for c in pred.columns if c.startswith("prob_")]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_model_loads_with_load_learner_alone(smoke_run):
     project, _, _ = smoke_run
     model = project / "results/splits/42/seeds/1/model.pkl"
