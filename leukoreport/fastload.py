@@ -35,11 +35,15 @@ class ImageCache:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def crop(self, i: int, rand: random.Random | None) -> np.ndarray:
-        """fastai ``Resize`` crop of image ``i``: a size x size square, random position when ``rand`` is given."""
+    def crop_origin(self, i: int, rand: random.Random | None) -> tuple[int, int]:
+        """Top-left corner of fastai ``Resize``'s square crop of image ``i``: drawn from ``rand``, else centred."""
         h, w = (int(v) for v in self.shapes[i])
         fy, fx = (rand.random(), rand.random()) if rand is not None else (0.5, 0.5)
-        top, left = round((h - self.size) * fy), round((w - self.size) * fx)
+        return round((h - self.size) * fy), round((w - self.size) * fx)
+
+    def crop(self, i: int, rand: random.Random | None) -> np.ndarray:
+        """fastai ``Resize`` crop of image ``i``: a size x size square, random position when ``rand`` is given."""
+        top, left = self.crop_origin(i, rand)
         return self.pixels[i, top:top + self.size, left:left + self.size]
 
 
@@ -112,7 +116,6 @@ class _CachedItems:
         self.cache, self.index, self.targets, self.train = cache, index, targets, train
         self.split_idx = 0 if train else 1  # fastai applies the random augmentation on split 0 only
         self.pixels = torch.from_numpy(cache.pixels).to(device)
-        self.shapes = cache.shapes
         self.rows = torch.tensor(index, device=device)
         self.labels = torch.tensor(targets, device=device)
         self.offsets = torch.arange(cache.size, device=device)
@@ -134,12 +137,8 @@ class _CachedItems:
         import torch
         from fastai.torch_core import TensorCategory, TensorImage
 
-        size, tops, lefts = self.cache.size, [], []
-        for k in ks:
-            h, w = (int(v) for v in self.shapes[self.index[k]])
-            fy, fx = (random.random(), random.random()) if self.train else (0.5, 0.5)
-            tops.append(round((h - size) * fy))
-            lefts.append(round((w - size) * fx))
+        rand = random if self.train else None
+        tops, lefts = zip(*(self.cache.crop_origin(self.index[k], rand) for k in ks))
         device = self.pixels.device
         rows = torch.tensor(tops, device=device)[:, None] + self.offsets
         cols = torch.tensor(lefts, device=device)[:, None] + self.offsets

@@ -122,7 +122,7 @@ def resolve_precision(name: str, device: str) -> str:
     return name
 
 
-def _speed_callbacks(learn, precision: str, channels_last: bool) -> list:
+def _speed_callbacks(precision: str, channels_last: bool) -> list:
     """fastai callbacks for mixed precision and channels-last memory format (none for fp32, contiguous)."""
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
@@ -303,7 +303,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         from leukoreport.fastload import cached_dataloaders
 
         learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
-    extra = _speed_callbacks(learn, precision, cfg.channels_last)
+    extra = _speed_callbacks(precision, cfg.channels_last)
     rows: list[dict] = []
     phases = []
     for number, phase_cfg in enumerate(cfg.phases, start=1):
