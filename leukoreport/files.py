@@ -61,3 +61,19 @@ def write_json(obj: Any, path: str | Path) -> None:
     except (TypeError, ValueError) as exc:
         raise LeukoError(f"{path}: cannot write as JSON: {exc}") from None
     write_text(text, path)
+
+
+def read_json(path: str | Path, needed_for: str = "") -> dict:
+    """A JSON object from ``path``; one-line LeukoError naming the file when missing, not JSON or not an object."""
+    path = Path(path)
+    where = path.as_posix()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise LeukoError(f"{where}: file not found{f' (needed for {needed_for})' if needed_for else ''}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LeukoError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise LeukoError(f"{where}: expected a JSON object")
+    return data

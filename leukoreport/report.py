@@ -26,7 +26,7 @@ from markupsafe import Markup
 from leukoreport.data import split_counts
 from leukoreport.card import limitations, model_card
 from leukoreport.errors import LeukoError
-from leukoreport.files import atomic_path, write_text
+from leukoreport.files import atomic_path, read_json, write_text
 from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
                                     seconds, yes_no)
 from leukoreport.metrics import misclassified, read_predictions
@@ -117,15 +117,7 @@ def _need(path: Path) -> Path:
 
 
 def _read_json(path: Path) -> dict:
-    _need(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LeukoError(f"{path.as_posix()}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise LeukoError(f"{path.as_posix()}: expected a JSON object")
-    return data
+    return read_json(path, "the report")
 
 
 def _read_csv(path: Path, columns: Iterable[str], **kwargs: Any) -> pd.DataFrame:

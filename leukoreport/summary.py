@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from leukoreport.errors import LeukoError
+from leukoreport.files import read_json
 from leukoreport.intervals import newcombe_difference
 
 METRIC_COLUMNS = [
@@ -53,15 +53,10 @@ def run_folder(results_dir: str | Path, key: RunKey) -> Path:
 def read_metrics(path: str | Path) -> dict:
     """One metrics.json; LeukoError naming the file if it is missing, not JSON or lacks a key."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LeukoError(f"{path.as_posix()}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LeukoError(f"{path.as_posix()}: not valid JSON ({exc})") from None
+    data = read_json(path)
     for key in ("seed", "split_seed", "dataset", "n", "n_correct", "accuracy", "balanced_accuracy", "macro_f1",
                 "intervals", "calibration", "classes_present", "confidence_level"):
-        if not isinstance(data, dict) or key not in data:
+        if key not in data:
             raise LeukoError(f"{path.as_posix()}: missing key '{key}'")
     return data
 

@@ -64,3 +64,20 @@ def test_atomic_path_removes_temp_on_error(tmp_path: Path):
             raise ValueError("renderer crashed")
     assert out.read_text() == "old"
     assert os.listdir(tmp_path) == ["report.pdf"]
+
+
+def test_read_json_names_the_file(tmp_path):
+    from leukoreport.files import read_json
+
+    good = tmp_path / "a.json"
+    good.write_text('{"n": 3}')
+    assert read_json(good) == {"n": 3}
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name, text, needle in [("bad.json", "{oops", "bad.json: not valid JSON"),
+                               ("list.json", None, "list.json: expected a JSON object")]:
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(LeukoError, match=needle):
+            read_json(tmp_path / name)
+    with pytest.raises(LeukoError, match=r"none.json: file not found \(needed for the report\)"):
+        read_json(tmp_path / "none.json", "the report")
