@@ -37,6 +37,7 @@ class BenchSettings:
     precision: str = "auto"
     channels_last: bool = True
     image_cache: bool = True
+    lean_loop: bool = True
     deterministic: bool = True
     split_seed: int = 42
     seed: int = 0
@@ -100,9 +101,12 @@ def _plain(settings: BenchSettings, split) -> dict:
             phases.append(time.perf_counter() - t)
         test = [Path(p) for p in split.loc[split["split"] == "test", "path"]]
         t = time.perf_counter()
-        learn.get_preds(dl=dls.test_dl(test, bs=64))
+        probs, _ = learn.get_preds(dl=dls.test_dl(test, bs=64))
         inference = time.perf_counter() - t
+    vocab = [str(c) for c in dls.vocab]
+    hits = [vocab[int(i)] == p.parent.name for i, p in zip(probs.argmax(dim=1), test)]
     return {"setup_seconds": setup, "phase_seconds": phases, "inference_seconds": inference,
+            "test_accuracy": sum(hits) / len(hits),
             "n_train": len(dls.train_ds), "n_test": len(test), "device": device, "precision": "fp32",
             "threads": torch.get_num_threads(), "num_workers": dls.train.num_workers}
 
@@ -120,19 +124,49 @@ def _project(settings: BenchSettings, split) -> dict:
     cfg = TrainConfig(size=settings.size, batch_size=settings.batch_size, pretrained=False,
                       phases=[PhaseConfig(True, 1e-3, settings.epochs, 3), PhaseConfig(False, 1e-4, settings.epochs, 5)],
                       device=device, precision=settings.precision, channels_last=settings.channels_last,
-                      deterministic=settings.deterministic)
+                      deterministic=settings.deterministic, lean_loop=settings.lean_loop)
     t = time.perf_counter()
     cache = split_cache(split, settings.size, os.cpu_count() or 1) if settings.image_cache else None
     cache_seconds = time.perf_counter() - t
     learn, history, info = train(split, cfg, settings.seed, settings.threads or None, "random", cache)
     test = split.loc[split["split"] == "test", ["path", "label"]]
     t = time.perf_counter()
-    predict(learn, test, 64, os.cpu_count() or 0)
+    predictions = predict(learn, test, 64, os.cpu_count() or 0)
     inference = time.perf_counter() - t
     return {"cache_seconds": cache_seconds, "phase_seconds": [p["seconds"] for p in info["phases"]],
-            "inference_seconds": inference, "n_train": info["n_train"], "n_test": len(test), "device": device,
+            "inference_seconds": inference,
+            "test_accuracy": float((predictions["prediction"] == predictions["label"]).mean()), "n_train": info["n_train"], "n_test": len(test), "device": device,
             "precision": info["precision"], "threads": torch.get_num_threads(), "num_workers": 0,
-            "channels_last": settings.channels_last, "image_cache": settings.image_cache}
+            "channels_last": settings.channels_last, "image_cache": settings.image_cache,
+            "lean_loop": settings.lean_loop}
+
+
+def time_optimizer_step(device: str, repeats: int = 20) -> dict:
+    """Milliseconds per optimizer step plus zero-grad over ResNet18's parameters on ``device``: fastai's Adam
+    and fastfit's ForeachAdam, alternated twice, best of the two rounds each."""
+    import torch
+    from fastai.optimizer import Adam
+    from torchvision.models import resnet18
+
+    from leukoreport.fastfit import ForeachAdam
+
+    params = list(resnet18(num_classes=5).to(device).parameters())
+    for p in params:
+        p.grad = torch.randn_like(p)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    best = {"fastai_adam": float("inf"), "foreach_adam": float("inf")}
+    for _ in range(2):
+        for name, opt_func in (("fastai_adam", Adam), ("foreach_adam", ForeachAdam)):
+            opt = opt_func(params, lr=1e-3)
+            opt.step()  # state allocated outside the timing
+            sync()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                opt.step()
+                opt.zero_grad()
+            sync()
+            best[name] = min(best[name], (time.perf_counter() - start) / repeats * 1e3)
+    return best
 
 
 def run_variant(variant: str, settings: BenchSettings) -> dict:
@@ -147,6 +181,8 @@ def run_variant(variant: str, settings: BenchSettings) -> dict:
     result["images_per_second"] = {"phase1": n / result["phase_seconds"][0], "phase2": n / result["phase_seconds"][1],
                                    "inference": result["n_test"] / result["inference_seconds"]}
     result.update(_peak_memory(result["device"]))
+    if variant == "project":
+        result["optimizer_step_ms"] = time_optimizer_step(result["device"])
     return result
 
 
@@ -178,6 +214,8 @@ def run_bench(settings: BenchSettings, out: str | Path) -> dict:
         "ratio_phase2": project["phase_seconds"][1] / plain["phase_seconds"][1],
         "ratio_inference": project["inference_seconds"] / plain["inference_seconds"],
     }
+    step = project["optimizer_step_ms"]
+    ratios["ratio_optimizer_step"] = step["foreach_adam"] / step["fastai_adam"]
     report = {**{k: round(v, 4) for k, v in ratios.items()}, "settings": asdict(settings),
               "device": describe_machine(project["device"]), "precision": project["precision"],
               "plain": plain, "project": project,
@@ -198,6 +236,11 @@ def format_report(report: dict) -> str:
     lines.append(f"{'inference':20s} plain {p['inference_seconds']:8.1f} s ({p['images_per_second']['inference']:7.1f} "
                  f"img/s)   project {q['inference_seconds']:8.1f} s ({q['images_per_second']['inference']:7.1f} img/s)"
                  f"   ratio {report['ratio_inference']:.3f}")
+    step = q["optimizer_step_ms"]
+    lines.append(f"{'optimizer step':20s} fastai Adam {step['fastai_adam']:.2f} ms, leukoreport ForeachAdam "
+                 f"{step['foreach_adam']:.2f} ms (same arithmetic)   ratio {report['ratio_optimizer_step']:.3f}")
+    lines.append(f"test accuracy after {report['settings']['epochs']} + {report['settings']['epochs']} epoch(s) "
+                 f"(a sanity check, not a result): plain {p['test_accuracy']:.3f}, project {q['test_accuracy']:.3f}")
     lines.append(f"peak RSS: plain {p['peak_rss_mb']:.0f} MB (+ workers {p['peak_rss_children_mb']:.0f} MB), "
                  f"project {q['peak_rss_mb']:.0f} MB; image cache built in {q['cache_seconds']:.1f} s")
     return "\n".join(lines)

@@ -340,7 +340,7 @@ def run_bench(args: argparse.Namespace) -> int:
     settings = BenchSettings(data_dir=args.data_dir, images=args.images, epochs=args.epochs, size=args.size,
                              batch_size=args.batch_size, device=args.device, threads=args.threads,
                              precision=args.precision, channels_last=not args.no_channels_last,
-                             image_cache=not args.no_cache)
+                             image_cache=not args.no_cache, lean_loop=not args.no_lean_loop)
     out = args.out or Path("results/bench") / f"bench-{args.device}-{args.images}img-{args.size}px.json"
     report = bench(settings, out)
     print(format_report(report))
@@ -373,6 +373,8 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="the project's precision: auto = bf16 autocast on CUDA, fp32 on CPU (default: auto)")
     parser.add_argument("--no-cache", action="store_true", help="project variant without the image cache")
+    parser.add_argument("--no-lean-loop", action="store_true",
+                        help="project variant with fastai's own optimizer step and per-batch recording")
     parser.add_argument("--no-channels-last", action="store_true",
                         help="project variant in the contiguous memory format")
     parser.add_argument("--data-dir", default="data/leukocytes", metavar="DIR",

@@ -116,8 +116,6 @@ class _CachedItems:
         self.cache, self.index, self.targets, self.train = cache, index, targets, train
         self.split_idx = 0 if train else 1  # fastai applies the random augmentation on split 0 only
         self.pixels = torch.from_numpy(cache.pixels).to(device)
-        self.rows = torch.tensor(index, device=device)
-        self.labels = torch.tensor(targets, device=device)
         self.offsets = torch.arange(cache.size, device=device)
 
     def __len__(self) -> int:
@@ -139,19 +137,27 @@ class _CachedItems:
 
         rand = random if self.train else None
         tops, lefts = zip(*(self.cache.crop_origin(self.index[k], rand) for k in ks))
-        device = self.pixels.device
-        rows = torch.tensor(tops, device=device)[:, None] + self.offsets
-        cols = torch.tensor(lefts, device=device)[:, None] + self.offsets
-        which = self.rows[ks]
+        # one small host-to-device copy per batch, asynchronous from pinned memory: no wait for the GPU
+        table = torch.tensor([[self.index[k] for k in ks], tops, lefts, [self.targets[k] for k in ks]])
+        if self.pixels.is_cuda:
+            table = table.pin_memory().to(self.pixels.device, non_blocking=True)
+        which, top, left, labels = table
+        rows = top[:, None] + self.offsets
+        cols = left[:, None] + self.offsets
         images = self.pixels[which[:, None, None], rows[:, :, None], cols[:, None, :]]
-        return TensorImage(images.permute(0, 3, 1, 2).contiguous()), TensorCategory(self.labels[ks])
+        return TensorImage(images.permute(0, 3, 1, 2).contiguous()), TensorCategory(labels)
 
 
 def _batched_dl_class():
     """A fastai TfmdDL whose batches are gathered from the cache in one indexing operation (built lazily)."""
     from fastai.data.core import TfmdDL
+    from fastai.torch_core import to_detach
 
     class CachedDL(TfmdDL):
+        def to_detach(self, b, cpu=True, gather=True):
+            """Metrics stay on the device (fastai copies each batch's to the CPU: a host sync per batch)."""
+            return to_detach(b, False, gather)
+
         def create_batches(self, samps):
             ks = list(samps)
             for i in range(0, len(ks), self.bs):

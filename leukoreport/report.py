@@ -380,7 +380,8 @@ def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
         "precision": train.get("precision", "fp32"),
         "speed": ", ".join(x for x in (
             "image cache" if train.get("image_cache") else "",
-            "channels-last" if train.get("channels_last") else "") if x) or "none",
+            "channels-last" if train.get("channels_last") else "",
+            "foreach Adam, no per-batch sync" if train.get("lean_loop") else "") if x) or "none",
         "images_per_second": DASH if train.get("train_images_per_second") is None
         else f"{train['train_images_per_second']:.1f}",
         "threads": train.get("threads", DASH),

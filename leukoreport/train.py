@@ -60,6 +60,7 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: bool = False
     deterministic: bool = True
+    lean_loop: bool = True  # fastfit: foreach Adam, no host sync per batch (same mathematics)
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainConfig":
@@ -110,28 +111,65 @@ def resolve_device(name: str, where: str = "config key device") -> str:
     return name
 
 
-def resolve_precision(name: str, device: str) -> str:
-    """``auto`` means bf16 autocast on a CUDA device that supports it, else fp32; fp16/bf16 need CUDA."""
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` multiplies bf16 matrices natively: a CUDA GPU with bf16, or a CPU with Intel AMX."""
     import torch
 
-    cuda = device.startswith("cuda")
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x: absent means no
+    return bool(amx and amx())
+
+
+def resolve_precision(name: str, device: str) -> str:
+    """``auto`` means bf16 autocast where the device computes bf16 natively (``native_bf16``), else fp32;
+    bf16 may be forced on any device, fp16 needs CUDA."""
     if name == "auto":
-        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if name in ("bf16", "fp16") and not cuda:
-        raise LeukoError(f"config key precision: '{name}' needs a CUDA device; this run trains on {device}")
+        return "bf16" if native_bf16(device) else "fp32"
+    if name == "fp16" and not device.startswith("cuda"):
+        raise LeukoError(f"config key precision: 'fp16' needs a CUDA device; this run trains on {device}")
     return name
 
 
-def _speed_callbacks(precision: str, channels_last: bool) -> list:
-    """fastai callbacks for mixed precision and channels-last memory format (none for fp32, contiguous)."""
+def _lean_optimizer():
+    """fastfit's ForeachAdam: fastai's Adam with a grouped step (imported only when used)."""
+    from leukoreport.fastfit import ForeachAdam
+
+    return ForeachAdam
+
+
+def _fastai_optimizer(learn) -> None:
+    """Hand the learner fastai's own Adam back (same state), so that its export needs fastai only."""
+    from fastai.optimizer import Adam
+
+    if learn.opt_func is Adam:
+        return
+    state = learn.opt.state_dict() if learn.opt is not None else None
+    learn.opt_func, learn.opt = Adam, None
+    if state is not None:
+        learn.create_opt()
+        learn.opt.load_state_dict(state)
+
+
+def _speed_callbacks(precision: str, channels_last: bool, lean_loop: bool = False, device: str = "cpu") -> list:
+    """fastai callbacks for mixed precision (fastai's on CUDA, fastfit's on the CPU), channels-last memory
+    format and fastfit's lean recording."""
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
 
     cbs = []
+    if lean_loop:
+        from leukoreport.fastfit import LeanRecording
+
+        cbs.append(LeanRecording())
     if channels_last:
         cbs.append(ChannelsLast())
-    if precision in ("bf16", "fp16"):
+    if precision in ("bf16", "fp16") and device.startswith("cuda"):
         cbs.append(MixedPrecision(amp_mode=AMPMode.BF16 if precision == "bf16" else AMPMode.FP16))
+    elif precision == "bf16":
+        from leukoreport.fastfit import CPUAutocast
+
+        cbs.append(CPUAutocast())
     return cbs
 
 
@@ -188,11 +226,11 @@ def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):
     return block.dataloaders(items, bs=cfg.batch_size, num_workers=cfg.num_workers, device=device)
 
 
-def build_learner(dls, pretrained: bool):
-    """A fastai ``vision_learner`` on torchvision's resnet18 with accuracy as metric."""
-    from fastai.vision.all import accuracy, resnet18, vision_learner
+def build_learner(dls, pretrained: bool, opt_func=None):
+    """A fastai ``vision_learner`` on torchvision's resnet18 with accuracy as metric (fastai's Adam by default)."""
+    from fastai.vision.all import Adam, accuracy, resnet18, vision_learner
 
-    return vision_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy)
+    return vision_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy, opt_func=opt_func or Adam)
 
 
 def _tracker_class():
@@ -298,12 +336,12 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     start = time.perf_counter()
     precision = resolve_precision(cfg.precision, device)
     dls = make_dataloaders(split, cfg, device)
-    learn = build_learner(dls, cfg.pretrained)
+    learn = build_learner(dls, cfg.pretrained, _lean_optimizer() if cfg.lean_loop else None)
     if cache is not None:
         from leukoreport.fastload import cached_dataloaders
 
         learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
-    extra = _speed_callbacks(precision, cfg.channels_last)
+    extra = _speed_callbacks(precision, cfg.channels_last, cfg.lean_loop, device)
     rows: list[dict] = []
     phases = []
     for number, phase_cfg in enumerate(cfg.phases, start=1):
@@ -312,6 +350,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         phases.append(asdict(result))
     learn.dls = dls
     learn.model.to(memory_format=torch.contiguous_format)
+    _fastai_optimizer(learn)
     n_images = len(dls.train_ds) * sum(r["phase"] > 0 for r in rows)
     info = {
         "seed": seed,
@@ -330,6 +369,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "channels_last": cfg.channels_last,
         "deterministic": cfg.deterministic,
         "image_cache": cache is not None,
+        "lean_loop": cfg.lean_loop,
         "train_images_per_second": round(n_images / max(1e-9, sum(r["seconds"] for r in rows)), 2),
         "phases": phases,
     }

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import make_image_folder
 from leukoreport.bench import BenchSettings, bench_split, format_report, run_bench
+from leukoreport.train import resolve_precision
 
 
 @pytest.mark.slow
@@ -27,6 +28,12 @@ def test_bench_on_tiny_data_writes_ratios(tmp_path):
     n_train, n_test = int((split["split"] == "train").sum()), int((split["split"] == "test").sum())
     assert plain["n_train"] == project["n_train"] == n_train and plain["n_test"] == project["n_test"] == n_test
     assert project["images_per_second"]["phase1"] == pytest.approx(n_train / project["phase_seconds"][0])
-    assert saved["precision"] == "fp32" and "CPU" in saved["device"]
+    assert saved["precision"] == resolve_precision("auto", "cpu") and "CPU" in saved["device"]
+    for variant in (plain, project):
+        hits = variant["test_accuracy"] * n_test
+        assert abs(hits - round(hits)) < 1e-9 and 0 <= hits <= n_test
     assert plain["peak_rss_mb"] > 100 and project["peak_rss_mb"] > 100
-    assert "ratio" in format_report(report)
+    step = project["optimizer_step_ms"]
+    assert saved["ratio_optimizer_step"] == pytest.approx(step["foreach_adam"] / step["fastai_adam"], abs=1e-4)
+    assert step["fastai_adam"] > 0 and step["foreach_adam"] > 0
+    assert "ratio" in format_report(report) and "ForeachAdam" in format_report(report)
