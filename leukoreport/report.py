@@ -317,6 +317,13 @@ def _anchor(*parts: object) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_-]", "_", str(p)) for p in parts)
 
 
+def _precision_text(precision: str) -> str:
+    """The training precision as the report states it."""
+    if precision in ("bf16", "fp16"):
+        return f"{precision} autocast (weights, evaluation and model.pkl in fp32)"
+    return precision
+
+
 def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
     folder = run_folder(results_dir, key) / name
     mpath = folder / "metrics.json"
@@ -377,11 +384,12 @@ def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
         "title": key.label[0].upper() + key.label[1:],
         "anchor": _anchor("run", key.split_seed, key.seed),
         "device": train.get("device", DASH),
-        "precision": train.get("precision", "fp32"),
+        "precision": _precision_text(train.get("precision", "fp32")),
         "speed": ", ".join(x for x in (
             "image cache" if train.get("image_cache") else "",
             "channels-last" if train.get("channels_last") else "",
-            "foreach Adam, no per-batch sync" if train.get("lean_loop") else "") if x) or "none",
+            "no per-batch sync" if train.get("lean_loop") else "",
+            "foreach Adam step" if "foreach" in train.get("optimizer", "") else "") if x) or "none",
         "images_per_second": DASH if train.get("train_images_per_second") is None
         else f"{train['train_images_per_second']:.1f}",
         "threads": train.get("threads", DASH),

@@ -102,14 +102,20 @@ CFG = TrainConfig(size=32, batch_size=8, pretrained=False,
 
 
 @pytest.mark.parametrize("cached", [False, True])
-def test_lean_loop_changes_no_number(tiny_split, cached):
-    """The same seed gives the same history and weights with the lean loop as with fastai's own step."""
+def test_lean_loop_changes_no_number(tiny_split, cached, monkeypatch):
+    """The same seed gives the same history and weights with the lean loop (ForeachAdam forced on, as on CUDA)
+    as with fastai's own step and Recorder."""
+    import leukoreport.train
     from leukoreport.fastload import split_cache
 
+    monkeypatch.setattr(leukoreport.train, "_use_foreach", lambda cfg, device: cfg.lean_loop)
+    steps, step = [], ForeachAdam.step
+    monkeypatch.setattr(ForeachAdam, "step", lambda self, closure=None: steps.append(1) or step(self, closure))
     cache = split_cache(tiny_split, CFG.size) if cached else None
     lean, lean_history, lean_info = train(tiny_split, CFG, seed=5, threads=1, cache=cache)
     plain, plain_history, _ = train(tiny_split, replace(CFG, lean_loop=False), seed=5, threads=1, cache=cache)
     cols = ["train_loss", "valid_loss", "accuracy", "train_accuracy"]
+    assert steps, "the lean run did not use ForeachAdam"
     assert lean_history[cols].equals(plain_history[cols])
     for a, b in zip(lean.model.state_dict().values(), plain.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -117,7 +123,7 @@ def test_lean_loop_changes_no_number(tiny_split, cached):
     assert lean.opt_func is Adam and type(lean.opt) is type(plain.opt)
     assert type(lean.recorder.smooth_loss).__module__.startswith("fastai")
     assert all(x.device.type == "cpu" for x in lean.recorder.losses)
-    assert lean_info["lean_loop"] is True
+    assert lean_info["lean_loop"] is True and lean_info["optimizer"] == "fastai Adam, foreach step"
 
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_amx(monkeypatch):

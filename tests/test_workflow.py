@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, make_image_folder
+from leukoreport.train import resolve_precision
 
 pytestmark = pytest.mark.slow
 PROJECT_FILES = ["Snakefile", "workflow", "config", "templates", "data"]
@@ -177,6 +178,8 @@ def test_smoke_outputs_follow_the_config(smoke_run):
         history = pd.read_csv(project / f"results/splits/42/seeds/{seed}/history.csv")
         info = json.loads((project / f"results/splits/42/seeds/{seed}/train.json").read_text())
         assert info["seed"] == seed and info["size"] == cfg["size"] and info["pretrained"] is False
+        # precision: auto resolves on this machine's CPU (bf16 autocast where it has AMX, else fp32)
+        assert info["precision"] == resolve_precision(cfg["precision"], "cpu") and info["lean_loop"] is True
         budget = [cfg["phases"]["frozen"]["max_epochs"], cfg["phases"]["unfrozen"]["max_epochs"]]
         for phase, max_epochs in zip(info["phases"], budget):
             assert phase["max_epochs"] == max_epochs
@@ -198,6 +201,8 @@ def test_reports_mention_every_seed_and_dataset(smoke_run):
     for dataset in ["test", *cfg["external"]]:
         assert dataset in html and dataset in text
     assert "random (pretrained: false)" in html
+    precision = json.loads((project / f"results/splits/42/seeds/{cfg['seeds'][0]}/train.json").read_text())["precision"]
+    assert f"precision {precision}" in html
 
 
 def test_intervals_in_metrics_match_scipy_wilson(smoke_run):
