@@ -135,7 +135,8 @@ def _project(settings: BenchSettings, split) -> dict:
     inference = time.perf_counter() - t
     return {"cache_seconds": cache_seconds, "phase_seconds": [p["seconds"] for p in info["phases"]],
             "inference_seconds": inference,
-            "test_accuracy": float((predictions["prediction"] == predictions["label"]).mean()), "n_train": info["n_train"], "n_test": len(test), "device": device,
+            "test_accuracy": float((predictions["prediction"] == predictions["label"]).mean()),
+            "n_train": info["n_train"], "n_test": len(test), "device": device,
             "precision": info["precision"], "threads": torch.get_num_threads(), "num_workers": 0,
             "channels_last": settings.channels_last, "image_cache": settings.image_cache,
             "lean_loop": settings.lean_loop}

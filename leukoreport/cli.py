@@ -371,7 +371,8 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=0, metavar="T",
                         help="torch CPU threads for both variants; 0 keeps torch's default (default: 0)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="the project's precision: auto = bf16 autocast on CUDA, fp32 on CPU (default: auto)")
+                        help="the project's precision: auto = bf16 autocast where the device has native bf16 "
+                             "(CUDA, or a CPU with AMX), else fp32 (default: auto)")
     parser.add_argument("--no-cache", action="store_true", help="project variant without the image cache")
     parser.add_argument("--no-lean-loop", action="store_true",
                         help="project variant with fastai's own optimizer step and per-batch recording")

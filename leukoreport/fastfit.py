@@ -18,7 +18,6 @@ from functools import partial
 import torch
 from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss
-from fastai.torch_core import to_float
 from fastai.optimizer import (
     Optimizer,
     adam_step,
@@ -28,6 +27,7 @@ from fastai.optimizer import (
     step_stat,
     weight_decay,
 )
+from fastai.torch_core import to_float
 
 
 class ForeachAdam(Optimizer):

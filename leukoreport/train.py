@@ -131,13 +131,6 @@ def resolve_precision(name: str, device: str) -> str:
     return name
 
 
-def _lean_optimizer():
-    """fastfit's ForeachAdam: fastai's Adam with a grouped step (imported only when used)."""
-    from leukoreport.fastfit import ForeachAdam
-
-    return ForeachAdam
-
-
 def _use_foreach(cfg: TrainConfig, device: str) -> bool:
     """ForeachAdam where kernel launches are the cost (CUDA); on a CPU the bench measures it slower."""
     return cfg.lean_loop and device.startswith("cuda")
@@ -341,8 +334,10 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     start = time.perf_counter()
     precision = resolve_precision(cfg.precision, device)
     dls = make_dataloaders(split, cfg, device)
-    foreach = _use_foreach(cfg, device)
-    learn = build_learner(dls, cfg.pretrained, _lean_optimizer() if foreach else None)
+    opt_func = None
+    if _use_foreach(cfg, device):
+        from leukoreport.fastfit import ForeachAdam as opt_func
+    learn = build_learner(dls, cfg.pretrained, opt_func)
     if cache is not None:
         from leukoreport.fastload import cached_dataloaders
 
@@ -376,7 +371,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "deterministic": cfg.deterministic,
         "image_cache": cache is not None,
         "lean_loop": cfg.lean_loop,
-        "optimizer": "fastai Adam, foreach step" if foreach else "fastai Adam",
+        "optimizer": "fastai Adam, foreach step" if opt_func else "fastai Adam",
         "train_images_per_second": round(n_images / max(1e-9, sum(r["seconds"] for r in rows)), 2),
         "phases": phases,
     }
