@@ -59,7 +59,7 @@ def _leakage_sentence(audits: list[dict]) -> str:
 
 
 def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, leakage: list[dict],
-                runs: list[RunKey]) -> list[str]:
+                runs: list[RunKey], validity: list[str] | None = None) -> list[str]:
     """Plain sentences on what this run cannot show, each computed from the run's files."""
     out = []
     if weights.get("pretrained") != "yes":
@@ -86,6 +86,7 @@ def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, le
                        f"({_join(present)}); its per-seed accuracy intervals span {span}, so it can neither confirm "
                        "nor rule out generalisation" + (" to the other classes." if len(present) < len(e["rows"])
                                                          else "."))
+    out.extend(validity or [])
     out.append(_leakage_sentence(leakage))
     out.append("All images come from one analyser and one laboratory (CellaVision DM96, Hospital Clínic de "
                "Barcelona, May Grünwald-Giemsa): BatchNorm ResNets are known to lose accuracy under stain and "
@@ -94,7 +95,7 @@ def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, le
 
 
 def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.DataFrame, leakage: list[dict],
-               runs: list[RunKey]) -> dict:
+               runs: list[RunKey], validity: list[str] | None = None) -> dict:
     """The computed parts of the model card; the template adds the fixed text."""
     phases = "; ".join(f"phase {p['phase']} {p['backbone']}, lr {p['lr']}, up to {p['max_epochs']} epochs, "
                        f"patience {p['patience']}" for p in recipe["phases"])
@@ -113,5 +114,5 @@ def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.
         "test_n": test_n,
         "external": external,
         "metrics": metric_rows(table),
-        "limitations": limitations(config, weights, data, table, leakage, runs),
+        "limitations": limitations(config, weights, data, table, leakage, runs, validity),
     }

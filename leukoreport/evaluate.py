@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leukoreport.embeddings import Embeddings, pooled_features
 from leukoreport.errors import LeukoError
 from leukoreport.metrics import prob_columns
 
@@ -31,6 +32,12 @@ def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int 
 
     ``loss`` is the cross-entropy of the true class, ``-ln p(label)``.
     """
+    return predict_with_features(learn, images, batch_size, num_workers)[0]
+
+
+def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0
+                          ) -> tuple[pd.DataFrame, Embeddings]:
+    """``predict`` and the pooled backbone features of every image, from the same single forward pass."""
     classes = [str(c) for c in learn.dls.vocab]
     unknown = sorted(set(images["label"]) - set(classes))
     if unknown:
@@ -39,8 +46,9 @@ def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int 
     if len(out) == 0:
         raise LeukoError("no images to evaluate")
     dl = learn.dls.test_dl([Path(p) for p in out["path"]], bs=batch_size, num_workers=num_workers)
-    with learn.no_bar():
+    with learn.no_bar(), pooled_features(learn.model) as batches:
         probs, _ = learn.get_preds(dl=dl)
+    features = np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
     probs = probs.float().numpy().astype(np.float64)
     out["prediction"] = [classes[i] for i in probs.argmax(axis=1)]
     for col, values in zip(prob_columns(classes), probs.T):
@@ -48,4 +56,4 @@ def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int 
     index = {c: i for i, c in enumerate(classes)}
     true_p = probs[np.arange(len(out)), [index[lab] for lab in out["label"]]]
     out["loss"] = -np.log(np.clip(true_p, EPS, 1.0))
-    return out
+    return out, Embeddings(list(out["path"]), list(out["label"]), features)

@@ -280,7 +280,7 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
         for ax, (_, row) in zip(axes.flat, page.iterrows()):
             ax.imshow(_thumbnail(root / str(row["path"])))
             text, colour = cell_title(row)
-            ax.set_title(text, fontsize=title_size, pad=3, **({"color": colour} if colour else {}))
+            ax.set_title(text, fontsize=title_size, pad=3, parse_math=False, **({"color": colour} if colour else {}))
             if colour:
                 ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False,
                                        edgecolor=colour, linewidth=2.5, clip_on=False))
@@ -290,9 +290,9 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
                         bbox={"boxstyle": "square,pad=0.25", "facecolor": colour or "0.2",
                               "edgecolor": "none"})
             name = _short_name(row["path"], name_limit) if name_limit else Path(str(row["path"])).name
-            ax.text(0.5, -0.03, name, transform=ax.transAxes,
+            ax.text(0.5, -0.03, name, transform=ax.transAxes, parse_math=False,
                     ha="center", va="top", fontsize=name_size, color="0.3")
-        fig.suptitle(suptitle, fontsize=suptitle_size)
+        fig.suptitle(suptitle, fontsize=suptitle_size, parse_math=False)
         _save(fig, out)
 
 

@@ -30,6 +30,7 @@ from leukoreport.files import atomic_path, read_json, write_text
 from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
                                     seconds, yes_no)
 from leukoreport.metrics import misclassified, read_predictions
+from leukoreport.report_validity import read_validity, summary_external, validity_section, validity_sentences
 from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS, RunKey, run_folder, run_keys, run_label
 
 TITLE = "Leukocyte classification — rerun report"
@@ -353,6 +354,7 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "calibration": _calibration(metrics, mpath),
         "confused_pairs": _confused_pairs(metrics, mpath),
         "gap": None,
+        "baseline": _baseline_text(metrics.get("baselines")),
         "mean_loss": num(metrics.get("mean_loss"), 4),
         "classes_present": present,
         "n_classes": len(classes),
@@ -366,6 +368,16 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "_raw": {**{k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
                  **{k: metrics["calibration"][k] for k in ("ece", "brier", "log_loss")}},
     }
+
+
+def _baseline_text(base: dict | None) -> dict | None:
+    """The majority and training-prior baselines and the gain over majority of one metrics.json."""
+    if not base:
+        return None
+    return {"majority": pct1(base["majority_accuracy"]), "majority_class": base["majority_class"],
+            "prior": pct1(base["prior_accuracy"]),
+            "gain": str(gap_estimate(base["gain"], base["gain_low"], base["gain_high"])),
+            "below": base["gain_high"] < 0}
 
 
 def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
@@ -419,7 +431,7 @@ def _summary(seeds: list[dict], datasets: list[str]) -> dict:
             mean = {k: mean_sd([r[k] for r in raw], "pct") for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")}
             mean.update({k: mean_sd([r[k] for r in raw], "num") for k in ("brier", "log_loss")})
         tables.append({"name": name, "title": dataset_title(name), "n": seeds[0]["datasets"][i]["n"],
-                       "rows": rows, "mean": mean})
+                       "rows": rows, "mean": mean, "baseline": seeds[0]["datasets"][i]["baseline"]})
     training = [{"label": s["label"], "epochs_run": s["epochs_run"], "best_epochs": s["best_epochs"],
                  "seconds": s["seconds"]} for s in seeds]
     seconds_mean = mean_sd([s["_seconds"] for s in seeds], "seconds") if len(seeds) >= 2 else None
@@ -496,7 +508,8 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     data = _data(results_dir, keys[0].split_seed, datasets, classes, citation)
     table, gaps = _summary_tables(results_dir)
     leakage = [_leakage(results_dir, split) for split in dict.fromkeys(k.split_seed for k in keys)]
-    external = _external(gaps, data)
+    validity = read_validity(results_dir)
+    external = _external(gaps, data, validity)
     for s in seed_ctx:
         for d in s["datasets"]:
             row = gaps[(gaps["split_seed"] == s["split_seed"]) & (gaps["seed"] == s["seed"])
@@ -519,7 +532,8 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "leakage": leakage,
         "external": external,
         "robustness": _robustness(results_dir, keys, datasets),
-        "card": model_card(config, weights, recipe, data, table, leakage, keys),
+        "validity": validity_section(results_dir, keys, datasets, png_data_uri),
+        "card": model_card(config, weights, recipe, data, table, leakage, keys, validity_sentences(validity)),
         "notes": notes,
     }
 
@@ -561,8 +575,10 @@ def _summary_tables(results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, gaps
 
 
-def _external(gaps: pd.DataFrame, data: dict) -> list[dict]:
-    """Per external set: its size and classes, and per seed accuracy, test accuracy and the gap with intervals."""
+def _external(gaps: pd.DataFrame, data: dict, validity: pd.DataFrame | None = None) -> list[dict]:
+    """Per external set: its size and classes, and per seed accuracy, test accuracy and the gap with intervals,
+    with the majority baseline and the domain AUC from validity.csv when given."""
+    extra = summary_external(validity) if validity is not None else {}
     out = []
     for e in data["external"]:
         rows = gaps[gaps["dataset"] == e["name"]]
@@ -574,7 +590,8 @@ def _external(gaps: pd.DataFrame, data: dict) -> list[dict]:
                       "n_correct": int(round(r["accuracy"] * r["n"])), "n": int(r["n"]),
                       "test_accuracy": estimate(r["test_accuracy"], r["test_accuracy_low"], r["test_accuracy_high"]),
                       "gap": gap_estimate(r["gap"], r["gap_low"], r["gap_high"]),
-                      "gap_excludes_zero": bool(r["gap_low"] > 0 or r["gap_high"] < 0)}
+                      "gap_excludes_zero": bool(r["gap_low"] > 0 or r["gap_high"] < 0),
+                      "validity": extra.get((int(r["split_seed"]), int(r["seed"]), str(e["name"])))}
                      for _, r in rows.iterrows()],
         })
     return out
@@ -658,7 +675,8 @@ def _headline(table: pd.DataFrame, dataset: str) -> dict:
     group = table[table["dataset"] == dataset]
     rows = [{"label": run_label(int(r["split_seed"]), int(r["seed"]), group["split_seed"].nunique()), "n": int(r["n"]), "n_correct": int(r["n_correct"]),
              **{k: estimate(r[k], r[f"{k}_low"], r[f"{k}_high"]) for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-             "ece": pct(r["ece"]), "brier": num(r["brier"])}
+             "ece": pct(r["ece"]), "brier": num(r["brier"]),
+             "majority": DASH if pd.isna(r.get("majority_accuracy")) else pct1(r["majority_accuracy"])}
             for _, r in group.iterrows()]
     mean = None
     if len(group) >= 2:
@@ -692,6 +710,7 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
     table, gaps = _summary_tables(results_dir)
     leakage = [_leakage(results_dir, split, with_pages=False) for split in dict.fromkeys(k.split_seed for k in keys)]
     headline = _headline(table, "test")
+    validity = read_validity(results_dir)
     robustness = _robustness(results_dir, keys, ["test"])["datasets"][0]
     for row, t in zip(headline["rows"], trains):
         row.update({k: t[k] for k in ("epochs_run", "best_epochs", "seconds")})
@@ -706,13 +725,13 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
         "runs": [k.label for k in keys],
         "data": data,
         "test": headline,
-        "external": _external(gaps, data),
+        "external": _external(gaps, data, validity),
         "leakage": leakage,
         "robustness": {"rows": robustness["rows"][:4], "splits": robustness["splits"],
                        "n_runs": robustness["n_runs"]},
         "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
-        "limitations": limitations(config, weights, data, table, leakage, keys),
+        "limitations": limitations(config, weights, data, table, leakage, keys, validity_sentences(validity)),
         "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }
 

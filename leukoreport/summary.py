@@ -14,6 +14,7 @@ from leukoreport.intervals import newcombe_difference
 METRIC_COLUMNS = [
     "split_seed", "seed", "dataset", "n", "n_correct", "classes_present",
     "accuracy", "accuracy_low", "accuracy_high",
+    "majority_class", "majority_accuracy", "prior_accuracy", "gain", "gain_low", "gain_high",
     "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high",
     "macro_f1", "macro_f1_low", "macro_f1_high",
     "ece", "brier", "log_loss", "mean_loss", "confidence_level", "predictions",
@@ -72,6 +73,9 @@ def metrics_row(metrics: dict, predictions: str = "") -> dict:
         row[key] = metrics[key]
         row[f"{key}_low"] = iv[key]["low"]
         row[f"{key}_high"] = iv[key]["high"]
+    base = metrics.get("baselines") or {}
+    row.update({key: base.get(key) for key in ("majority_class", "majority_accuracy", "prior_accuracy", "gain",
+                                               "gain_low", "gain_high")})
     row.update({"ece": cal["ece"], "brier": cal["brier"], "log_loss": cal["log_loss"],
                 "mean_loss": metrics.get("mean_loss"), "confidence_level": metrics["confidence_level"],
                 "predictions": predictions})

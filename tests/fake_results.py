@@ -10,10 +10,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from leukoreport.baselines import add_baselines
+from leukoreport.embeddings import Embeddings
+from leukoreport.imagestats import shift_table, statistics_table
 from leukoreport.leakage import summarize
 from leukoreport.metrics import Uncertainty, compute_metrics, read_predictions
 from leukoreport.robustness import ensemble, robustness_files
 from leukoreport.summary import external_gaps, metrics_table
+from leukoreport.validity import (ShiftSettings, image_shift_summary, label_audit_summary, run_shift,
+                                  validity_table)
 
 UNCERTAINTY = Uncertainty(n_resamples=999)  # fast; the numbers only need to be consistent
 
@@ -188,6 +193,7 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
             pred = _predictions(sets[name], classes, seed, name)
             _csv(pred, out / "predictions.csv")
             metrics = compute_metrics(pred, classes, name, seed, UNCERTAINTY, split_seed=SPLIT)
+            add_baselines(metrics, pred, split.loc[split["split"] == "train", "label"], UNCERTAINTY)
             all_metrics.append(metrics)
             prediction_paths.append((out / "predictions.csv").relative_to(results).as_posix())
             _json(metrics, out / "metrics.json")
@@ -206,6 +212,7 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
                 for seed in seeds}
         ens = ensemble(runs, classes)
         ensembles.append(compute_metrics(ens, classes, name, None, UNCERTAINTY, split_seed=SPLIT))
+        add_baselines(ensembles[-1], ens, split.loc[split["split"] == "train", "label"], UNCERTAINTY)
         _csv(ens, split_dir / "ensemble" / name / "predictions.csv")
         _json(ensembles[-1], split_dir / "ensemble" / name / "metrics.json")
     seed_rows, robustness, agreement, disagreement = robustness_files(
@@ -219,6 +226,7 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
         for kind in ("always_wrong", "unstable"):
             _png(results / "summary" / "robustness" / f"split{SPLIT}_{name}_{kind}.png", (1200, 500), kind,
                  (120, 60, 20))
+    _validity(root, results, split, sets, seeds, datasets, classes, all_metrics)
     _csv(table, results / "summary" / "metrics.csv")
     _csv(external_gaps(table), results / "summary" / "external.csv")
     _png(results / "summary" / "curves.png", (1500, 540), "curves of every seed", (40, 90, 200))
@@ -230,3 +238,60 @@ def make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classe
     (results / "benchmarks" / f"train_seed{seeds[0]}.tsv").write_text(
         bench + "812.4000\t0:13:32\t2048.7\t5000.0\t2000.0\t2010.0\t100.0\t50.0\t190.0\t1500.0\n")
     return results
+
+
+def _features(paths: list[str], labels: list[str], shift: float, seed: int) -> Embeddings:
+    """Fake embeddings: one cluster per class, moved by `shift` for external sets."""
+    rng = np.random.default_rng(seed)
+    codes = pd.factorize(pd.Series(labels))[0]
+    feats = rng.normal(size=(len(paths), 16)) + codes[:, None] * 0.5 + shift
+    return Embeddings(list(paths), list(labels), feats.astype(np.float32))
+
+
+def _validity(root: Path, results: Path, split: pd.DataFrame, sets: dict, seeds, datasets, classes,
+              all_metrics: list[dict]) -> None:
+    """The external-validity files of docs/results.md, computed by the real functions on fake inputs."""
+    from leukoreport.label_audit import audit_summary, find_suspects
+
+    split_dir = results / "splits" / str(SPLIT)
+    train_rows = split[split["split"] == "train"]
+    shifts, shift_tables, audits = [], {}, []
+    settings = ShiftSettings(k=3, folds=2, permutations=3)
+    train_stats = statistics_table(list(train_rows["path"]), root=root)
+    for name in datasets:
+        folder = split_dir / "validity" / name
+        table = shift_table(train_stats, statistics_table(list(sets[name]["path"]), root=root))
+        _csv(table, folder / "image_shift.csv")
+        shift_tables[(SPLIT, name)] = table
+        _png(folder / "image_shift.png", (1500, 1000), f"image statistics {name}", (30, 120, 120))
+        ens = read_predictions(split_dir / "ensemble" / name / "predictions.csv", classes)
+        suspects = find_suspects(ens, classes)
+        _csv(suspects, folder / "label_issues.csv")
+        audit = {**audit_summary(suspects), "dataset": name, "split_seed": SPLIT, "seeds": list(seeds),
+                 "filter_by": "prune_by_noise_rate"}
+        audits.append(audit)
+        _json(audit, folder / "label_audit.json")
+        _png(folder / "label_issues" / "page-01.png", (1200, 500), f"label issues {name}", (150, 90, 20))
+    for seed in seeds:
+        folder = split_dir / "seeds" / str(seed)
+        train = _features(list(train_rows["path"]), list(train_rows["label"]), 0.0, seed)
+        embs = {name: _features(list(sets[name]["path"]), list(sets[name]["label"]), 0.0 if name == "test" else 3.0,
+                                _stable(seed, name)) for name in datasets}
+        for name in datasets:
+            pred = read_predictions(folder / name / "predictions.csv", classes)
+            ood, summary, curve = run_shift(train, embs["test"], embs[name], pred, name, settings)
+            _csv(ood, folder / name / "ood.csv")
+            _csv(curve, folder / name / "risk_coverage.csv")
+            _json(summary, folder / name / "shift.json")
+            _png(folder / name / "saliency.png", (1500, 900), f"grad-cam {seed} {name}", (200, 30, 30))
+            _csv(pd.DataFrame({"path": pred["path"].head(2), "cam_centre_share": [0.4, 0.6][:min(2, len(pred))]}),
+                 folder / name / "saliency.csv")
+        _png(folder / "validity" / "risk_coverage.png", (1200, 700), f"risk coverage {seed}", (30, 30, 160))
+        _png(folder / "validity" / "ood_bands.png", (1200, 600), f"ood bands {seed}", (30, 160, 30))
+    order = {(m["seed"], m["dataset"]): i for i, m in enumerate(all_metrics)}
+    for m in all_metrics:
+        shifts.append(json.loads((split_dir / "seeds" / str(m["seed"]) / m["dataset"] / "shift.json").read_text()))
+    assert len(order) == len(shifts)
+    _csv(validity_table(all_metrics, shifts), results / "summary" / "validity.csv")
+    _csv(image_shift_summary(shift_tables), results / "summary" / "image_shift.csv")
+    _csv(label_audit_summary(audits), results / "summary" / "label_audit.csv")

@@ -42,3 +42,48 @@ def test_unknown_label_and_missing_model(model_path, tiny_split, tmp_path):
         predict(learn, bad)
     with pytest.raises(LeukoError, match="nothing.pkl: model file not found"):
         load_model(tmp_path / "nothing.pkl")
+
+
+def test_features_come_from_the_same_single_forward_pass(model_path, tiny_split, tmp_path):
+    import torch
+
+    from leukoreport.embeddings import load_embeddings, save_embeddings
+    from leukoreport.evaluate import predict_with_features
+
+    learn = load_model(model_path)
+    test = tiny_split[tiny_split["split"] == "test"]
+    calls = []
+    handle = learn.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        pred, emb = predict_with_features(learn, test, batch_size=4)
+    finally:
+        handle.remove()
+    assert len(calls) == -(-len(test) // 4)  # one model forward per batch: predictions and features together
+    assert emb.features.shape == (len(test), 512) and emb.paths == list(pred["path"])
+    # independent: the body's output averaged over space, for the same preprocessed batch
+    x, = learn.dls.test_dl(list(test["path"]), bs=len(test)).one_batch()[:1]
+    with torch.no_grad():
+        learn.model.eval()
+        direct = learn.model[0](x).mean(dim=(2, 3)).numpy()
+        logits = learn.model[1](learn.model[0](x))
+    np.testing.assert_allclose(emb.features, direct, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred[["prob_alpha", "prob_beta", "prob_gamma"]].to_numpy(),
+                               torch.softmax(logits, 1).numpy(), atol=1e-5)
+    save_embeddings(emb, tmp_path / "e.npz")
+    back = load_embeddings(tmp_path / "e.npz")
+    assert back.paths == emb.paths and back.labels == list(test["label"])
+    np.testing.assert_array_equal(back.features, emb.features)
+
+
+def test_train_sample_is_bounded_stratified_and_seeded(tiny_split, tmp_path):
+    from leukoreport.embeddings import load_embeddings, train_sample
+
+    rows = tiny_split[tiny_split["split"] == "train"]
+    assert train_sample(tiny_split, None, 0)["path"].tolist() == rows["path"].tolist()
+    got = train_sample(tiny_split, 9, 0)
+    assert len(got) == 9 and set(got["split"]) == {"train"}
+    assert got["label"].value_counts().to_dict() == {"alpha": 3, "beta": 3, "gamma": 3}
+    assert got.equals(train_sample(tiny_split, 9, 0)) and not got.equals(train_sample(tiny_split, 9, 1))
+    (tmp_path / "bad.npz").write_text("no")
+    with pytest.raises(LeukoError, match="bad.npz: not an embeddings file"):
+        load_embeddings(tmp_path / "bad.npz")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -108,8 +109,14 @@ def test_html_shows_every_seed_dataset_and_figure(fake):
     assert "abc1234 (modified)" in html and "torch" in html and "9.9.9" in html
     assert "train_seed3" in html
     # loss curves per seed + 5 figures per seed and dataset + one page of duplicate pairs
-    # + per dataset a strip plot and two agreement galleries, all embedded
-    assert html.count('src="data:image/png;base64,') == len(SEEDS) * (1 + 5 * len(DATASETS)) + 1 + 3 * len(DATASETS)
+    # + per dataset a strip plot and two agreement galleries; external validity: per seed and dataset a Grad-CAM
+    # page, per seed risk-coverage and OOD bands, per external set the image statistics, per set with suspected
+    # label errors their gallery; all embedded
+    suspects = sum(json.loads((fake[0] / "splits" / str(SPLIT) / "validity" / d / "label_audit.json").read_text())
+                   ["n_suspected"] > 0 for d in DATASETS)
+    validity = len(SEEDS) * len(DATASETS) + 2 * len(SEEDS) + (len(DATASETS) - 1) + suspects
+    assert html.count('src="data:image/png;base64,') == (len(SEEDS) * (1 + 5 * len(DATASETS)) + 1 + 3 * len(DATASETS)
+                                                         + validity)
     assert 'src="seeds/' not in html and "file://" not in html
     assert "absent" in html
 
@@ -263,3 +270,34 @@ def test_write_pdf_keeps_pil_strict(fake, tmp_path):
     report.write_html(html, tmp_path / "r.html")
     report.write_pdf(tmp_path / "r.html", tmp_path / "r.pdf")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_validity_section_numbers_come_from_the_files(fake):
+    results, ctx, html = fake
+    section = ctx["validity"]
+    assert [d["name"] for d in section["datasets"]] == list(DATASETS)
+    for d in section["datasets"]:
+        for seed, row in zip(SEEDS, d["rows"]):
+            folder = results / "splits" / str(SPLIT) / "seeds" / str(seed) / d["name"]
+            pred = pd.read_csv(folder / "predictions.csv")
+            share = pred["label"].value_counts().max() / len(pred)  # majority baseline by hand
+            assert row["majority"] == f"{100 * share:.1f}%"
+            dom = json.loads((folder / "shift.json").read_text())["domain_classifier"]
+            assert row["auc"] == "—" if dom["auc"] is None else row["auc"].startswith(f"{dom['auc']:.3f} [")
+    ext = section["datasets"][1]
+    assert ext["image_shift"][0]["n_statistics"] == 15 and ext["label_audit"][0]["n"] == 4
+    assert 'id="validity"' in html and "External validity" in html and "suspected" in html
+    # the external set's fake embeddings are moved by 3 SD: the limitation sentence says it is told apart
+    card = " ".join(ctx["card"]["limitations"])
+    assert "set 'ext' is told apart from the training images with AUC" in card.replace("Set", "set")
+
+
+def test_summary_external_table_has_majority_and_domain_auc(fake, tmp_path):
+    results, _, _ = fake
+    ctx = report.summary_context(results, fake_config(SEEDS, DATASETS), [SPLIT], list(SEEDS), list(DATASETS), RUN_INFO)
+    table = pd.read_csv(results / "summary" / "validity.csv")
+    for r in ctx["external"][0]["rows"]:
+        assert r["validity"]["majority"] == "100.0%"  # every fake external image is of the first class
+    sentences = [s for s in ctx["limitations"] if s.startswith("Set 'ext'")]
+    assert len(sentences) == 1 and "majority baseline 100.0%" in sentences[0]
+    assert table.loc[table["dataset"] == "ext", "majority_accuracy"].eq(1.0).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import os
 import shutil
@@ -91,9 +92,35 @@ def make_smoke_data(project: Path) -> dict:
         img.convert("RGB").save(mixed / "eosinophil" / "eosinophil.png")
     with Image.open(sorted((src / "lymphocyte").iterdir())[SMOKE_PER_CLASS + 6]) as img:
         img.convert("RGB").resize((200, 210)).save(mixed / "lymphocyte" / "lymphocyte.tif")
+    make_shifted_sets(src, project)
     return {"original": f"smoke_data/basophil/{original.name}", "copy": f"smoke_data/basophil/{copy.name}",
             "train_neutrophil": f"smoke_data/neutrophil/{train_neutrophil}",
             "bmp": "mixed_external/neutrophil/resized_copy.bmp", "splits": where}
+
+
+SHIFTED_PER_CLASS = 4  # images per class in each derived external set (not among the training images)
+
+
+def make_shifted_sets(src: Path, project: Path) -> None:
+    """Three external sets from the same unseen embedded images: unchanged, stain-shifted (more haematoxylin, less
+    eosin), and blurred and rescaled to 60%, as another lab's scanner might give."""
+    from PIL import ImageFilter
+    from skimage.color import hed2rgb, rgb2hed
+
+    for folder in sorted(src.iterdir()):
+        for f in sorted(folder.iterdir())[SMOKE_PER_CLASS + 20:SMOKE_PER_CLASS + 20 + SHIFTED_PER_CLASS]:
+            for kind in ("ext_plain", "ext_stain", "ext_blur"):
+                (project / kind / folder.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, project / "ext_plain" / folder.name / f.name)
+            with Image.open(f) as img:
+                rgb = img.convert("RGB")
+            hed = rgb2hed(np.asarray(rgb, dtype=np.float64) / 255.0)
+            hed[..., 0] *= 1.8
+            hed[..., 1] *= 0.3
+            Image.fromarray((np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)).save(
+                project / "ext_stain" / folder.name / f"{f.stem}.png")
+            small = rgb.filter(ImageFilter.GaussianBlur(2)).resize((int(rgb.width * 0.6), int(rgb.height * 0.6)))
+            small.save(project / "ext_blur" / folder.name / f"{f.stem}.png")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +129,8 @@ def smoke_run(tmp_path_factory):
     planted = make_smoke_data(project)
     cfg = yaml.safe_load((project / "config" / "smoke.yaml").read_text())
     cfg.update(data_dir="smoke_data", max_per_class=None,
-               external={"external_monocyte": "data/external_monocyte", "mixed": "mixed_external"})
+               external={"external_monocyte": "data/external_monocyte", "mixed": "mixed_external",
+                         "ext_plain": "ext_plain", "ext_stain": "ext_stain", "ext_blur": "ext_blur"})
     (project / "test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.perf_counter()
     proc = snakemake(project, "--cores", "2", "--configfile", "test.yaml")
@@ -264,12 +292,48 @@ def test_mixed_external_set_runs_with_missing_classes_absent(smoke_run):
         for absent in ("basophil", "monocyte"):
             assert m["per_class"][absent]["present"] is False and m["per_class"][absent]["recall"] is None
     gaps = pd.read_csv(project / "results/summary/external.csv")
-    assert sorted(set(gaps["dataset"])) == ["external_monocyte", "mixed"]
+    assert sorted(set(gaps["dataset"])) == sorted(cfg["external"])
     html = (project / "results/report/report.html").read_text()
     section = html[html.index('id="run-42-1-mixed"'):]
     section = section[:section.index("</section>")]
     assert section.count('class="num absent">absent</td>') >= 2 * 3  # two absent classes, three columns each
     assert "gap to test accuracy" in section
+
+
+def test_external_validity_shows_the_shifted_sets_as_shifted(smoke_run):
+    project, cfg, _ = smoke_run
+    table = pd.read_csv(project / "results/summary/validity.csv")
+    runs = len(cfg["seeds"])
+    assert len(table) == runs * (1 + len(cfg["external"]))
+    by = {d: g for d, g in table.groupby("dataset")}
+    # unchanged images of the training laboratory are not told apart; the stain-shifted copies are
+    assert ((by["ext_plain"]["domain_auc_low"] <= 0.5) & (0.5 <= by["ext_plain"]["domain_auc_high"])).all()
+    assert (by["ext_stain"]["domain_auc_low"] > 0.5).all() and (by["ext_stain"]["domain_auc"] > 0.9).all()
+    assert (by["ext_stain"]["median_percentile"] > by["ext_plain"]["median_percentile"].to_numpy()).all()
+    assert by["mixed"]["domain_auc"].isna().all()  # 3 images: too few for the domain classifier
+    shift = pd.read_csv(project / "results/summary/image_shift.csv").set_index(["dataset", "statistic"])
+    w = shift["wasserstein_sd"]
+    assert w[("ext_stain", "od_eosin")] > 1.0 > w[("ext_plain", "od_eosin")]
+    assert w[("ext_blur", "sharpness")] > 1.0 > w[("ext_plain", "sharpness")]
+    assert w[("ext_blur", "width")] > 1.0 and shift.loc[("ext_plain", "width"), "ks"] < 0.5
+    # the majority baseline of each run equals a hand count of the set's labels
+    for name in cfg["external"]:
+        labels = pd.read_csv(project / f"results/data/external/{name}.csv")["label"]
+        assert (by[name]["majority_accuracy"] == labels.value_counts().max() / len(labels)).all()
+    # every file of the section exists, and both reports carry it
+    for seed in cfg["seeds"]:
+        run = project / f"results/splits/42/seeds/{seed}"
+        np.testing.assert_equal(np.load(run / "ext_stain/embeddings.npz")["features"].shape, (5 * SHIFTED_PER_CLASS, 512))
+        assert (run / "ext_stain/saliency.png").is_file() and (run / "validity/risk_coverage.png").is_file()
+    audit = pd.read_csv(project / "results/summary/label_audit.csv")
+    assert sorted(audit["dataset"]) == sorted(["test", *cfg["external"]])
+    html = (project / "results/report/report.html").read_text()
+    section = html[html.index('<section id="validity">'):html.index('<section id="card">')]
+    for needle in ("External set: ext_stain", "Suspected label errors", "Grad-CAM", "Risk–coverage", "haematoxylin OD"):
+        assert needle in section
+    summary = html_module.unescape((project / "results/report/summary.html").read_text())
+    assert "domain AUC" in summary and "majority" in summary
+    assert "Set 'ext_stain' is told apart from the training images with AUC" in summary
 
 
 def test_summary_pdf_has_at_most_two_pages(smoke_run):

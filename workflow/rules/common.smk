@@ -1,7 +1,7 @@
 from snakemake.utils import validate
 
 from leukoreport.config import check_config
-from leukoreport.summary import run_keys
+from leukoreport.summary import run_keys, run_label
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -13,6 +13,7 @@ SPLITS = [int(s) for s in config["split_seeds"]]
 SEEDS = [int(s) for s in config["seeds"]]
 EXTERNAL = dict(config["external"])
 DATASETS = ["test"] + list(EXTERNAL)
+VALIDITY = config["validity"]
 
 
 wildcard_constraints:
@@ -21,6 +22,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     name="|".join(EXTERNAL) or "(?!)",
     doc="report|summary",
+    group="|".join(["train"] + DATASETS),
     size=r"\d+",
 
 
@@ -83,3 +85,66 @@ def uncertainty_params():
 def run_labels():
     """Display names of the runs in `runs()` order: 'seed 1', or 'split 42 · seed 1' with several split seeds."""
     return [key.label for key in run_keys(SPLITS, SEEDS)]
+
+
+def stats_images(wildcards):
+    """The image list whose statistics `image_stats` computes: the split for train/test, else the external CSV."""
+    if wildcards.group in ("train", "test"):
+        return f"results/splits/{wildcards.split}/split.csv"
+    return f"results/data/external/{wildcards.group}.csv"
+
+
+def shift_settings():
+    """The embedding diagnostics' settings (leukoreport.validity.ShiftSettings) as a plain dict."""
+    dom, ood = VALIDITY["domain_classifier"], VALIDITY["ood"]
+    return {
+        "domain": dom["enabled"],
+        "folds": dom["folds"],
+        "max_per_side": dom["max_per_side"],
+        "permutations": dom["permutations"],
+        "components": dom["components"],
+        "ood": ood["enabled"],
+        "k": ood["k"],
+        "confidence": config["confidence_level"],
+        "seed": config["bootstrap_seed"],
+    }
+
+
+def validity_on(kind):
+    """Whether the diagnostic `kind` runs (`shift` stands for the domain classifier or the OOD scores)."""
+    if kind == "shift":
+        return VALIDITY["domain_classifier"]["enabled"] or VALIDITY["ood"]["enabled"]
+    return VALIDITY[kind]["enabled"]
+
+
+def validity_files(kind):
+    """The files a diagnostic writes for every run or split and dataset, or nothing when it is off."""
+    if not validity_on(kind):
+        return []
+    per_split = "results/splits/{split}/validity/{dataset}/{file}"
+    return {
+        "shift": runs("{dataset}/shift.json", dataset=DATASETS),
+        "ood": runs("{dataset}/ood.csv", dataset=DATASETS),
+        "gradcam": runs(
+            "{dataset}/{file}", dataset=DATASETS, file=["saliency.csv", "saliency.png"]
+        ),
+        "image_shift": expand(
+            per_split,
+            split=SPLITS,
+            dataset=DATASETS,
+            file=["image_shift.csv", "image_shift.png"],
+        ),
+        "label_audit": expand(
+            per_split,
+            split=SPLITS,
+            dataset=DATASETS,
+            file=["label_audit.json", "label_issues.csv", "label_issues"],
+        ),
+    }[kind]
+
+
+def validity_figures():
+    """The per-run risk-coverage and OOD-band figures, when the OOD scores are on."""
+    if not VALIDITY["ood"]["enabled"]:
+        return []
+    return runs("validity/{file}", file=["risk_coverage.png", "ood_bands.png"])

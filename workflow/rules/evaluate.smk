@@ -2,8 +2,10 @@ rule evaluate:
     input:
         model=f"{RUN}/model.pkl",
         images=dataset_images,
+        split="results/splits/{split}/split.csv",
     output:
         predictions=f"{RUN}/{{dataset}}/predictions.csv",
+        embeddings=f"{RUN}/{{dataset}}/embeddings.npz",
         metrics=f"{RUN}/{{dataset}}/metrics.json",
     log:
         "results/logs/evaluate_split{split}_seed{seed}_{dataset}.log",

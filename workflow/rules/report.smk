@@ -36,7 +36,21 @@ rule report_html:
                 "errors",
             ],
         ),
-        templates=["templates/report.html.j2", "templates/report.css"],
+        validity=[
+            "results/summary/validity.csv",
+            "results/summary/image_shift.csv",
+            "results/summary/label_audit.csv",
+        ],
+        diagnostics=validity_files("image_shift")
+        + validity_files("label_audit")
+        + validity_files("gradcam")
+        + validity_files("shift")
+        + validity_figures(),
+        templates=[
+            "templates/report.html.j2",
+            "templates/validity.html.j2",
+            "templates/report.css",
+        ],
     output:
         "results/report/report.html",
     log:
@@ -77,6 +91,7 @@ rule summary_html:
             split=SPLITS,
         ),
         training=runs("train.json"),
+        validity="results/summary/validity.csv",
         templates=["templates/summary.html.j2", "templates/summary.css"],
     output:
         "results/report/summary.html",

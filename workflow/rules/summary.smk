@@ -53,10 +53,11 @@ rule plot_summary:
 
 rule ensemble:
     input:
-        expand(
+        predictions=expand(
             "results/splits/{{split}}/seeds/{seed}/{{dataset}}/predictions.csv",
             seed=SEEDS,
         ),
+        split="results/splits/{split}/split.csv",
     output:
         predictions="results/splits/{split}/ensemble/{dataset}/predictions.csv",
         metrics="results/splits/{split}/ensemble/{dataset}/metrics.json",

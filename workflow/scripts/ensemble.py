@@ -1,16 +1,23 @@
 """Average the seeds' class probabilities on one dataset of one split and score the ensemble."""
 
+import pandas as pd
+
+from leukoreport.baselines import add_baselines
 from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
 from leukoreport.metrics import Uncertainty, compute_metrics, prediction_classes, read_predictions
 from leukoreport.robustness import ensemble
 
 with step_log(snakemake.log[0]):
-    classes = prediction_classes(snakemake.input[0])
-    preds = {f"seed {seed}": read_predictions(path, classes) for seed, path in zip(snakemake.params.seeds, snakemake.input)}
+    classes = prediction_classes(snakemake.input.predictions[0])
+    preds = {f"seed {seed}": read_predictions(path, classes)
+             for seed, path in zip(snakemake.params.seeds, snakemake.input.predictions)}
     table = ensemble(preds, classes)
     metrics = compute_metrics(table, classes, snakemake.wildcards.dataset, None,
                               Uncertainty.from_config(snakemake.params.uncertainty), int(snakemake.wildcards.split))
+    split = pd.read_csv(snakemake.input.split)
+    add_baselines(metrics, table, split.loc[split["split"] == "train", "label"],
+                  Uncertainty.from_config(snakemake.params.uncertainty))
     metrics["seeds"] = list(snakemake.params.seeds)
     write_csv(table, snakemake.output.predictions)
     write_json(metrics, snakemake.output.metrics)

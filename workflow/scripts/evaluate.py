@@ -1,8 +1,10 @@
-"""Predict one dataset with one seed's model and compute its metrics."""
+"""Predict one dataset with one seed's model (one forward pass: predictions and features) and score it."""
 
 import pandas as pd
 
-from leukoreport.evaluate import load_model, predict
+from leukoreport.baselines import add_baselines
+from leukoreport.embeddings import save_embeddings
+from leukoreport.evaluate import load_model, predict_with_features
 from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
 from leukoreport.metrics import Uncertainty, compute_metrics
@@ -12,11 +14,16 @@ with step_log(snakemake.log[0]):
     images = pd.read_csv(snakemake.input.images)
     if "split" in images.columns:
         images = images[images["split"] == "test"]
+    split = pd.read_csv(snakemake.input.split)
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
-    predictions = predict(learn, images, snakemake.params.batch_size, snakemake.threads)
+    predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads)
     classes = [str(c) for c in learn.dls.vocab]
+    uncertainty = Uncertainty.from_config(snakemake.params.uncertainty)
     metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),
-                              Uncertainty.from_config(snakemake.params.uncertainty), int(snakemake.wildcards.split))
+                              uncertainty, int(snakemake.wildcards.split))
+    add_baselines(metrics, predictions, split.loc[split["split"] == "train", "label"], uncertainty)
     write_csv(predictions, snakemake.output.predictions)
+    save_embeddings(embeddings, snakemake.output.embeddings)
     write_json(metrics, snakemake.output.metrics)
-    print(f"{snakemake.wildcards.dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images")
+    print(f"{snakemake.wildcards.dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images "
+          f"(always '{metrics['baselines']['majority_class']}': {metrics['baselines']['majority_accuracy']:.4f})")

@@ -1,0 +1,196 @@
+"""The "External validity" section of the full report and its lines in the summary, from results/ files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leukoreport.errors import LeukoError
+from leukoreport.files import read_json
+from leukoreport.formatting import DASH, estimate, gap_estimate, num, pct1
+from leukoreport.summary import RunKey, run_folder
+from leukoreport.validity import COVERAGES, VALIDITY_COLUMNS
+
+SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
+LABEL_ROWS = 10  # suspected label errors listed per set (all are in label_issues.csv)
+STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue", "sd_r": "SD red",
+              "sd_g": "SD green", "sd_b": "SD blue", "brightness": "brightness", "contrast": "contrast",
+              "saturation": "saturation", "sharpness": "sharpness (Laplacian variance)", "width": "width (px)",
+              "height": "height (px)", "aspect": "aspect ratio", "od_hematoxylin": "haematoxylin OD",
+              "od_eosin": "eosin OD"}
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and np.isnan(x))
+
+
+def _auc(row: pd.Series) -> str:
+    """'0.993 [0.981–1.000]' or '—'."""
+    return str(estimate(row["domain_auc"], row["domain_auc_low"], row["domain_auc_high"], "num"))
+
+
+def read_validity(results_dir: Path) -> pd.DataFrame:
+    """results/summary/validity.csv, with a one-line error when a column is missing."""
+    path = results_dir / "summary" / "validity.csv"
+    if not path.is_file():
+        raise LeukoError(f"{path.as_posix()}: file not found (written by the validity_summary rule)")
+    table = pd.read_csv(path, dtype={"dataset": str, "majority_class": str})
+    missing = [c for c in VALIDITY_COLUMNS if c not in table.columns]
+    if missing:
+        raise LeukoError(f"{path.as_posix()}: missing column(s) {missing}")
+    return table
+
+
+def baseline_cells(row: pd.Series) -> dict:
+    """Majority and training-prior baselines and the gain over majority, formatted for a table row."""
+    if _missing(row.get("majority_accuracy")):
+        return {"majority": DASH, "majority_class": DASH, "prior": DASH, "gain": DASH, "below": False}
+    return {"majority": pct1(row["majority_accuracy"]), "majority_class": str(row["majority_class"]),
+            "prior": pct1(row["prior_accuracy"]), "gain": str(gap_estimate(row["gain"], row["gain_low"], row["gain_high"])),
+            "below": bool(row["gain_high"] < 0)}
+
+
+def _image_shift(results_dir: Path, split: int, name: str, uri) -> dict | None:
+    folder = results_dir / "splits" / str(split) / "validity" / name
+    path = folder / "image_shift.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    rows = [{"statistic": STAT_NAMES.get(r["statistic"], r["statistic"]),
+             "train": f"{r['train_mean']:.4g} ({r['train_sd']:.3g})", "set": f"{r['set_mean']:.4g} ({r['set_sd']:.3g})",
+             "wasserstein_sd": num(r["wasserstein_sd"], 2), "ks": num(r["ks"], 2),
+             "ks_p": "< 0.001" if r["ks_p"] < 0.001 else num(r["ks_p"], 3)}
+            for _, r in table.head(SHIFT_ROWS).iterrows()]
+    return {"split_seed": split, "rows": rows, "n_statistics": len(table), "figure": uri(folder / "image_shift.png")}
+
+
+def _label_audit(results_dir: Path, split: int, name: str, uri) -> dict | None:
+    folder = results_dir / "splits" / str(split) / "validity" / name
+    spath = folder / "label_audit.json"
+    if not spath.is_file():
+        return None
+    summary = read_json(spath)
+    table = pd.read_csv(folder / "label_issues.csv", dtype={"path": str, "given": str, "suggested": str})
+    suspects = table[table["suspected"].astype(bool)]
+    pages = sorted((folder / "label_issues").glob("page-*.png"))
+    return {"split_seed": split, "n": summary["n"], "n_suspected": summary["n_suspected"],
+            "share": pct1(summary["share"]), "method": summary["method"],
+            "seeds": ", ".join(str(s) for s in summary.get("seeds", [])),
+            "rows": [{"rank": int(r["rank"]), "file": Path(r["path"]).name, "given": r["given"],
+                      "suggested": r["suggested"], "self_confidence": pct1(r["self_confidence"])}
+                     for _, r in suspects.head(LABEL_ROWS).iterrows()],
+            "n_left_out": max(0, len(suspects) - LABEL_ROWS),
+            "gallery": [uri(p) for p in pages]}
+
+
+def _ood_bands(results_dir: Path, key: RunKey, name: str) -> list[dict]:
+    path = run_folder(results_dir, key) / name / "shift.json"
+    if not path.is_file():
+        return []
+    ood = read_json(path).get("ood") or {}
+    return [{"band": b["band"], "n": b["n"], "accuracy": str(estimate(b["accuracy"], b.get("low"), b.get("high")))
+             if b["n"] else DASH} for b in ood.get("bands", [])]
+
+
+def _saliency(folder: Path, key: RunKey, uri) -> dict:
+    """One run's Grad-CAM page and the mean share of its maps in the central box (from saliency.csv)."""
+    table = pd.read_csv(folder / "saliency.csv")
+    share = table["cam_centre_share"].dropna() if "cam_centre_share" in table.columns else pd.Series(dtype=float)
+    return {"label": key.label, "figure": uri(folder / "saliency.png"), "n": len(table),
+            "centre_share": pct1(share.mean()) if len(share) else DASH}
+
+
+def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list[str], uri) -> dict:
+    """Context of the "External validity" section: per dataset (test first, as the reference) every diagnostic."""
+    results_dir = Path(results_dir)
+    table = read_validity(results_dir)
+    splits = list(dict.fromkeys(k.split_seed for k in keys))
+    out = []
+    for name in datasets:
+        rows = []
+        for key in keys:
+            sel = table[(table["split_seed"] == key.split_seed) & (table["seed"] == key.seed) & (table["dataset"] == name)]
+            if len(sel) != 1:
+                raise LeukoError(f"{(results_dir / 'summary' / 'validity.csv').as_posix()}: {len(sel)} rows for "
+                                 f"{key.label}, dataset '{name}' (expected 1)")
+            r = sel.iloc[0]
+            at = {f"at_{int(100 * c)}": pct1(r[f"accuracy_at_{int(100 * c)}"]) for c in COVERAGES}
+            rows.append({"label": key.label, "n": int(r["n"]),
+                         "accuracy": str(estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"])),
+                         **baseline_cells(r), "auc": _auc(r),
+                         "median_percentile": DASH if _missing(r["median_percentile"]) else f"{r['median_percentile']:.0f}",
+                         "beyond": pct1(r["share_beyond_test"]), "aurc": num(r["aurc"], 3), **at})
+        folder = run_folder(results_dir, keys[0]) / name
+        saliency = [_saliency(run_folder(results_dir, k) / name, k, uri) for k in keys
+                    if (run_folder(results_dir, k) / name / "saliency.png").is_file()]
+        out.append({
+            "name": name, "is_test": name == "test", "anchor": f"validity-{name}",
+            "title": "Test split (reference)" if name == "test" else f"External set: {name}",
+            "rows": rows,
+            "bands": _ood_bands(results_dir, keys[0], name), "bands_run": keys[0].label,
+            "image_shift": [s for s in (_image_shift(results_dir, sp, name, uri) for sp in splits) if s],
+            "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri) for sp in splits) if a],
+            "saliency": saliency,
+            "has_ood": not all(_missing(x) for x in table.loc[table["dataset"] == name, "aurc"]),
+            "has_domain": not all(_missing(x) for x in table.loc[table["dataset"] == name, "domain_auc"]),
+            "_folder": folder,
+        })
+    figures = []
+    for key in keys:
+        folder = run_folder(results_dir, key) / "validity"
+        if (folder / "risk_coverage.png").is_file():
+            figures.append({"label": key.label, "risk_coverage": uri(folder / "risk_coverage.png"),
+                            "bands": uri(folder / "ood_bands.png")})
+    for d in out:
+        d.pop("_folder")
+    return {"datasets": out, "figures": figures, "coverages": [f"{100 * c:g}%" for c in COVERAGES],
+            "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%" if len(table) else "95%"}
+
+
+def _span(values: pd.Series, fmt) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo).rstrip('%')}–{fmt(hi)}"
+
+
+def validity_sentences(table: pd.DataFrame) -> list[str]:
+    """Limitation sentences per external set computed from validity.csv: domain AUC and accuracy against majority."""
+    out = []
+    for name, rows in table[table["dataset"] != "test"].groupby("dataset", sort=False):
+        parts = []
+        runs = f" in each of {len(rows)} runs" if len(rows) > 1 else ""
+        auc = rows["domain_auc"].dropna()
+        if len(auc) == len(rows) and len(rows):
+            r = rows.iloc[0]
+            text = (f"AUC {_auc(r)}" if len(rows) == 1 else
+                    f"AUC {_span(rows['domain_auc'], lambda x: f'{x:.3f}')} over {len(rows)} runs")
+            if (rows["domain_auc_low"] > 0.5).all():
+                parts.append(f"set '{name}' is told apart from the training images with {text}")
+            else:
+                parts.append(f"set '{name}' is not clearly told apart from the training images ({text})")
+        else:
+            parts.append(f"set '{name}'")
+        acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
+            estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
+        maj = rows["majority_accuracy"].iloc[0]
+        if _missing(maj):
+            out.append(f"{parts[0][0].upper()}{parts[0][1:]}.")
+            continue
+        base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"
+        if (rows["gain_high"] < 0).all():
+            verdict = f"its accuracy {acc} is below {base}{runs}"
+        elif (rows["gain_low"] > 0).all():
+            verdict = f"its accuracy {acc} is above {base}{runs}"
+        else:
+            verdict = f"its accuracy {acc} is not shown to differ from {base} in every run"
+        out.append(f"{parts[0][0].upper()}{parts[0][1:]}; {verdict}.")
+    return out
+
+
+def summary_external(table: pd.DataFrame) -> dict[tuple[int, int, str], dict]:
+    """Majority baseline and domain AUC per (split seed, seed, dataset), formatted for the summary's external table."""
+    return {(int(r["split_seed"]), int(r["seed"]), str(r["dataset"])):
+            {"majority": pct1(r["majority_accuracy"]), "auc": _auc(r), **baseline_cells(r)}
+            for _, r in table.iterrows()}
+

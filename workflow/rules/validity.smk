@@ -1,0 +1,207 @@
+# External validity (config key `validity`): baselines live in metrics.json; these rules add image-statistic
+# shift, a domain classifier and nearest-neighbour OOD scores on the embeddings, a label audit of the seed
+# ensemble, and Grad-CAM galleries.
+
+
+rule embed_train:
+    input:
+        model=f"{RUN}/model.pkl",
+        split="results/splits/{split}/split.csv",
+    output:
+        f"{RUN}/train_embeddings.npz",
+    log:
+        "results/logs/embed_train_split{split}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/embed_train_split{split}_seed{seed}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        batch_size=config["eval_batch_size"],
+        device=config["device"],
+        limit=VALIDITY["train_sample"],
+        seed=lambda wc: int(wc.seed),
+    script:
+        "../scripts/embed_train.py"
+
+
+rule image_stats:
+    input:
+        images=stats_images,
+    output:
+        "results/splits/{split}/validity/image_stats/{group}.csv",
+    log:
+        "results/logs/image_stats_split{split}_{group}.log",
+    benchmark:
+        "results/benchmarks/image_stats_split{split}_{group}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        group=lambda wc: wc.group,
+        max_side=VALIDITY["image_shift"]["max_side"],
+    script:
+        "../scripts/image_stats.py"
+
+
+rule image_shift:
+    input:
+        train="results/splits/{split}/validity/image_stats/train.csv",
+        data="results/splits/{split}/validity/image_stats/{dataset}.csv",
+    output:
+        table="results/splits/{split}/validity/{dataset}/image_shift.csv",
+        figure="results/splits/{split}/validity/{dataset}/image_shift.png",
+    log:
+        "results/logs/image_shift_split{split}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/image_shift_split{split}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/image_shift.py"
+
+
+rule shift:
+    input:
+        train=f"{RUN}/train_embeddings.npz",
+        test=f"{RUN}/test/embeddings.npz",
+        data=f"{RUN}/{{dataset}}/embeddings.npz",
+        predictions=f"{RUN}/{{dataset}}/predictions.csv",
+    output:
+        ood=f"{RUN}/{{dataset}}/ood.csv",
+        summary=f"{RUN}/{{dataset}}/shift.json",
+        curve=f"{RUN}/{{dataset}}/risk_coverage.csv",
+    log:
+        "results/logs/shift_split{split}_seed{seed}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/shift_split{split}_seed{seed}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        settings=shift_settings(),
+    script:
+        "../scripts/shift.py"
+
+
+rule plot_shift:
+    input:
+        ood=expand(f"{RUN}/{{dataset}}/ood.csv", dataset=DATASETS, allow_missing=True),
+        summary=expand(
+            f"{RUN}/{{dataset}}/shift.json", dataset=DATASETS, allow_missing=True
+        ),
+        curve=expand(
+            f"{RUN}/{{dataset}}/risk_coverage.csv",
+            dataset=DATASETS,
+            allow_missing=True,
+        ),
+    output:
+        risk_coverage=f"{RUN}/validity/risk_coverage.png",
+        bands=f"{RUN}/validity/ood_bands.png",
+    log:
+        "results/logs/plot_shift_split{split}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/plot_shift_split{split}_seed{seed}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        datasets=DATASETS,
+        label=lambda wc: run_label(int(wc.split), int(wc.seed), len(SPLITS)),
+    script:
+        "../scripts/plot_shift.py"
+
+
+rule label_audit:
+    input:
+        "results/splits/{split}/ensemble/{dataset}/predictions.csv",
+    output:
+        table="results/splits/{split}/validity/{dataset}/label_issues.csv",
+        summary="results/splits/{split}/validity/{dataset}/label_audit.json",
+        gallery=directory("results/splits/{split}/validity/{dataset}/label_issues"),
+    log:
+        "results/logs/label_audit_split{split}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/label_audit_split{split}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        filter_by=VALIDITY["label_audit"]["filter_by"],
+        gallery=VALIDITY["label_audit"]["gallery"],
+        seeds=SEEDS,
+    script:
+        "../scripts/label_audit.py"
+
+
+rule gradcam:
+    input:
+        model=f"{RUN}/model.pkl",
+        predictions=f"{RUN}/{{dataset}}/predictions.csv",
+    output:
+        table=f"{RUN}/{{dataset}}/saliency.csv",
+        figure=f"{RUN}/{{dataset}}/saliency.png",
+    log:
+        "results/logs/gradcam_split{split}_seed{seed}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/gradcam_split{split}_seed{seed}_{dataset}.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        images=VALIDITY["gradcam"]["images"],
+        top_losses=config["top_losses"],
+        device=config["device"],
+    script:
+        "../scripts/gradcam.py"
+
+
+rule validity_summary:
+    input:
+        metrics=runs("{dataset}/metrics.json", dataset=DATASETS),
+        shift=validity_files("shift"),
+        image_shift=validity_files("image_shift"),
+        label_audit=validity_files("label_audit"),
+    output:
+        validity="results/summary/validity.csv",
+        image_shift="results/summary/image_shift.csv",
+        label_audit="results/summary/label_audit.csv",
+    log:
+        "results/logs/validity_summary.log",
+    benchmark:
+        "results/benchmarks/validity_summary.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        splits=SPLITS,
+        seeds=SEEDS,
+        datasets=DATASETS,
+        settings=config["validity"],
+    script:
+        "../scripts/validity_summary.py"

@@ -1,0 +1,14 @@
+"""How far one dataset's image statistics are from the training images': table and distribution plots."""
+
+import pandas as pd
+
+from leukoreport.files import write_csv
+from leukoreport.imagestats import plot_distributions, shift_table
+from leukoreport.logs import step_log
+
+with step_log(snakemake.log[0]):
+    train, data = pd.read_csv(snakemake.input.train), pd.read_csv(snakemake.input.data)
+    table = shift_table(train, data)
+    write_csv(table, snakemake.output.table)
+    plot_distributions(train, data, snakemake.wildcards.dataset, snakemake.output.figure)
+    print(table.head(3).to_string(index=False))
