@@ -46,6 +46,14 @@ def _save(fig: Figure, out: str | Path) -> None:
         plt.close(fig)
 
 
+def note_figure(text: str, out: str | Path, width: float = 5.0) -> None:
+    """A one-line figure saying `text` (a gallery with nothing to show), drawn literally."""
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(width, 1.0))
+        fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, parse_math=False)
+        _save(fig, out)
+
+
 def _key(d: dict, key: str, where: str):
     """d[key], or LeukoError naming `where` and the key."""
     if key not in d:
@@ -317,11 +325,7 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Pa
     n_errors = int((pred["label"] != pred["prediction"]).sum())
 
     if n_errors == 0:
-        with plt.rc_context(STYLE):
-            fig = plt.figure(figsize=(4.5, 1.0))
-            fig.text(0.5, 0.5, f"No misclassified images ({len(pred)} images)",
-                     ha="center", va="center", fontsize=13)
-            _save(fig, out_dir / "page-01.png")
+        note_figure(f"No misclassified images ({len(pred)} images)", out_dir / "page-01.png", 4.5)
         return 0
 
     wrong = pred[pred["label"] != pred["prediction"]]
@@ -545,11 +549,7 @@ def plot_pair_gallery(pairs: pd.DataFrame, out_dir: str | Path, root: str | Path
     n_pairs = len(pairs)
     if n_pairs == 0:
         checked = f" ({n_images} images checked)" if n_images is not None else ""
-        with plt.rc_context(STYLE):
-            fig = plt.figure(figsize=(5.5, 1.0))
-            fig.text(0.5, 0.5, f"No duplicate pairs found{checked}", ha="center", va="center",
-                     fontsize=13)
-            _save(fig, out_dir / "page-01.png")
+        note_figure(f"No duplicate pairs found{checked}", out_dir / "page-01.png", 5.5)
         return 0
     kinds = pairs["kind"].astype(str).value_counts()
     order = sorted(kinds.index, key=lambda k: ({"exact": 0, "near": 1}.get(k, 2), k))

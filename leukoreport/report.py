@@ -37,7 +37,8 @@ TITLE = "Leukocyte classification — rerun report"
 DEFAULT_CITATION = ("PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474, "
                     "doi:10.1016/j.dib.2020.105474, CC BY 4.0")
 PACKAGES = ("torch", "torchvision", "fastai", "fastcore", "fasttransform", "numpy", "pandas",
-            "scikit-learn", "matplotlib", "seaborn", "jinja2", "weasyprint", "snakemake", "pillow")
+            "scikit-learn", "matplotlib", "seaborn", "jinja2", "weasyprint", "snakemake", "pillow",
+            "scikit-image", "cleanlab", "grad-cam")
 
 
 # --------------------------------------------------------------------------- run information

@@ -170,12 +170,13 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
             else:
                 parts.append(f"set '{name}' is not clearly told apart from the training images ({text})")
         else:
-            parts.append(f"set '{name}'")
+            parts.append(f"set '{name}' (too few images for the domain classifier)")
         acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
             estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
         maj = rows["majority_accuracy"].iloc[0]
         if _missing(maj):
-            out.append(f"{parts[0][0].upper()}{parts[0][1:]}.")
+            if len(parts[0]) > len(f"set '{name}'"):
+                out.append(f"{parts[0][0].upper()}{parts[0][1:]}.")
             continue
         base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"
         if (rows["gain_high"] < 0).all():
@@ -183,7 +184,7 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
         elif (rows["gain_low"] > 0).all():
             verdict = f"its accuracy {acc} is above {base}{runs}"
         else:
-            verdict = f"its accuracy {acc} is not shown to differ from {base} in every run"
+            verdict = f"its accuracy {acc} is not shown to differ from {base}"
         out.append(f"{parts[0][0].upper()}{parts[0][1:]}; {verdict}.")
     return out
 

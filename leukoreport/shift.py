@@ -46,30 +46,28 @@ def _check_int(where: str, name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def _matrix(where: str, name: str, values) -> np.ndarray:
-    """`values` as a finite 2-d float64 array, else LeukoError."""
+def _array(where: str, name: str, values, ndim: int) -> np.ndarray:
+    """`values` as a finite float64 array of `ndim` dimensions, else LeukoError."""
     arr = np.asarray(values)
-    if arr.ndim != 2:
-        raise LeukoError(f"{where}: {name} must be a 2-d array (images x features), got shape {arr.shape}")
+    if arr.ndim != ndim:
+        shape = "a 2-d array (images x features)" if ndim == 2 else "1-d"
+        raise LeukoError(f"{where}: {name} must be {shape}, got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
         raise LeukoError(f"{where}: {name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise LeukoError(f"{where}: {name} contains NaN or infinite values")
     return arr
+
+
+def _matrix(where: str, name: str, values) -> np.ndarray:
+    """`values` as a finite 2-d float64 array, else LeukoError."""
+    return _array(where, name, values, 2)
 
 
 def _vector(where: str, name: str, values) -> np.ndarray:
     """`values` as a finite 1-d float64 array, else LeukoError."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise LeukoError(f"{where}: {name} must be 1-d, got shape {arr.shape}")
-    if arr.dtype.kind not in "fiub":
-        raise LeukoError(f"{where}: {name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise LeukoError(f"{where}: {name} contains NaN or infinite values")
-    return arr
+    return _array(where, name, values, 1)
 
 
 def _flags(where: str, name: str, values, n: int) -> np.ndarray:

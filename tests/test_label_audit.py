@@ -1,6 +1,7 @@
-"""Suspected label errors: planted confident flips are flagged, clean rows are not; small and one-class sets."""
+"""Suspected label errors: planted confident flips are flagged, clean rows are not; small, partial and one-class sets."""
 
 from __future__ import annotations
+
 
 import numpy as np
 import pandas as pd
@@ -19,10 +20,20 @@ def table(true: np.ndarray, given: np.ndarray, confidence: float = 0.9, paths=No
     probs = np.full((n, k), (1 - confidence) / (k - 1))
     probs[np.arange(n), true] = confidence
     df = pd.DataFrame({"path": paths or [f"img_{i:03d}.png" for i in range(n)],
-                       "label": [CLASSES[g] for g in given]})
+                       "label": [CLASSES[g] for g in given],
+                       "prediction": [CLASSES[t] for t in true]})
     for j, c in enumerate(CLASSES):
         df[f"prob_{c}"] = probs[:, j]
+    df["loss"] = -np.log(probs[np.arange(n), given])
     return df
+
+
+def flagged(got: pd.DataFrame) -> set[str]:
+    return set(got.loc[got["suspected"], "path"])
+
+
+def names(rows) -> set[str]:
+    return {f"img_{i:03d}.png" for i in rows}
 
 
 def test_planted_confident_flips_are_flagged_and_clean_rows_are_not():
@@ -31,19 +42,39 @@ def test_planted_confident_flips_are_flagged_and_clean_rows_are_not():
     given = true.copy()
     flipped = rng.choice(200, 10, replace=False)
     given[flipped] = (true[flipped] + 1 + rng.integers(0, 4, 10)) % 5
-    got = find_suspects(table(true, given), CLASSES)
-    suspects = set(got.loc[got["suspected"], "path"])
-    assert suspects == {f"img_{i:03d}.png" for i in flipped}
+    pred = table(true, given)
+    got = find_suspects(pred, CLASSES)
+    assert flagged(got) == names(flipped)
     assert list(got["rank"].head(10)) == list(range(1, 11)) and got["rank"].iloc[10:].isna().all()
-    # self-confidence is the probability of the given label; suggested is the argmax (a direct computation)
-    by_path = got.set_index("path")
-    for i in range(200):
-        row = by_path.loc[f"img_{i:03d}.png"]
-        assert row["self_confidence"] == pytest.approx(0.9 if given[i] == true[i] else 0.025)
-        assert row["suggested"] == CLASSES[true[i]] and row["given"] == CLASSES[given[i]]
+    assert got["label_quality"].iloc[10:].is_monotonic_increasing
+    assert set(pred.columns) <= set(got.columns) and len(got) == 200  # every row, every column kept
     summary = audit_summary(got)
     assert (summary["n"], summary["n_suspected"], summary["share"]) == (200, 10, 0.05)
     assert summary["method"].startswith("cleanlab") and sum(summary["per_class"].values()) == 10
+
+
+def test_self_confidence_and_suggested_by_direct_computation():
+    rng = np.random.default_rng(3)
+    raw = rng.dirichlet(np.ones(5), 50)
+    given = rng.integers(0, 5, 50)
+    pred = pd.DataFrame({"path": [f"img_{i:03d}.png" for i in range(50)], "label": [CLASSES[g] for g in given]})
+    for j, c in enumerate(CLASSES):
+        pred[f"prob_{c}"] = raw[:, j]
+    got = find_suspects(pred, CLASSES).set_index("path").loc[pred["path"]]
+    np.testing.assert_allclose(got["self_confidence"], raw[np.arange(50), given])
+    np.testing.assert_allclose(got["label_quality"], raw[np.arange(50), given])
+    assert list(got["suggested"]) == [CLASSES[j] for j in raw.argmax(axis=1)]
+    assert list(got["given"]) == list(pred["label"])
+
+
+def test_one_class_set_falls_back_to_argmax_rule():
+    true = np.array([3, 3, 3, 0, 3, 3, 4, 3, 4])
+    pred = table(true, np.full(9, 3))
+    pred.loc[6, [f"prob_{c}" for c in CLASSES]] = [0.1, 0.1, 0.1, 0.3, 0.4]  # argmax differs, p < 0.5
+    got = find_suspects(pred, CLASSES)
+    assert flagged(got) == names([3, 8])  # hand count: rows 3 and 8 disagree with p = 0.9; row 6 has 0.4
+    assert got.attrs["method"].startswith("predicted_neq_given")
+    assert audit_summary(got)["per_class"] == {"monocyte": 2}
 
 
 def test_three_of_five_classes_present():
@@ -52,35 +83,46 @@ def test_three_of_five_classes_present():
     given = true.copy()
     given[[3, 17, 40]] = (true[[3, 17, 40]] + 1) % 3
     got = find_suspects(table(true, given), CLASSES)
-    assert set(got.loc[got["suspected"], "path"]) == {"img_003.png", "img_017.png", "img_040.png"}
+    assert flagged(got) == names([3, 17, 40])
+    assert got.attrs["method"].startswith("cleanlab") and "argmax" not in got.attrs["method"]
 
 
-def test_one_class_set_falls_back_to_argmax_disagreement():
-    true = np.array([3, 3, 3, 0, 3, 3, 4, 3, 3])
-    probs = table(true, np.full(9, 3))
-    probs.loc[6, [f"prob_{c}" for c in CLASSES]] = [0.1, 0.1, 0.1, 0.3, 0.4]  # argmax differs but p < 0.5
-    got = find_suspects(probs, CLASSES)
-    hand = {f"img_{i:03d}.png" for i in (3,)}  # only row 3 disagrees with probability >= 0.5
-    assert set(got.loc[got["suspected"], "path"]) == hand
-    assert got.attrs["method"].startswith("predicted_neq_given")
+def test_true_class_absent_from_the_set_is_still_flagged():
+    # cleanlab alone flags none of rows 2 and 5: their argmax classes have no image labelled with them
+    true = np.array([3, 3, 0, 3, 3, 4, 3, 3, 2, 2])
+    given = np.array([3, 3, 3, 3, 3, 3, 3, 3, 2, 2])
+    got = find_suspects(table(true, given), CLASSES)
+    assert flagged(got) == names([2, 5])
+    assert "cleanlab" in got.attrs["method"] and "predicted_neq_given" in got.attrs["method"]
+
+
+def test_tiny_sets():
+    got = find_suspects(table(np.array([0]), np.array([2])), CLASSES)  # one image
+    assert flagged(got) == names([0])
+    got = find_suspects(table(np.array([0, 1, 0]), np.array([0, 1, 2])), CLASSES)  # one image per class
+    assert flagged(got) == names([2])
 
 
 def test_bad_input_is_one_line():
-    df = table(np.zeros(4, dtype=int), np.zeros(4, dtype=int)).drop(columns="prob_monocyte")
+    df = table(np.zeros(4, dtype=int), np.zeros(4, dtype=int))
     with pytest.raises(LeukoError, match="prob_monocyte"):
-        find_suspects(df, CLASSES)
-    df = table(np.zeros(4, dtype=int), np.zeros(4, dtype=int)).assign(label="Basophil")
+        find_suspects(df.drop(columns="prob_monocyte"), CLASSES)
     with pytest.raises(LeukoError, match="label 'Basophil' is not among"):
-        find_suspects(df, CLASSES)
+        find_suspects(df.assign(label="Basophil"), CLASSES)
+    with pytest.raises(LeukoError, match="no rows"):
+        find_suspects(df.iloc[:0], CLASSES)
+    with pytest.raises(LeukoError, match="limit"):
+        plot_suspects(find_suspects(df, CLASSES), "/nonexistent", limit=0)
 
 
 def test_gallery_pages_with_odd_names(tmp_path):
-    names = ["MO_$\\frac$_1.png", "a <b> b.png", "MO_$5 and $6.png", "plain.png"]
-    for name in names:
+    paths = ["MO_$\\frac$_1.png", "a <b> b.png", "MO_$5 and $6.png", "plain.png"]
+    for name in paths:
         Image.new("RGB", (40, 30), (200, 100, 150)).save(tmp_path / name)
-    got = find_suspects(table(np.array([0, 0, 0, 0]), np.array([3, 3, 3, 3]), paths=names), CLASSES)
-    assert got["suspected"].all()  # one given class: the argmax fallback flags all four
-    assert plot_suspects(got, tmp_path / "g", tmp_path, "Set $x$", limit=2) == 4
+    got = find_suspects(table(np.array([0, 0, 0, 0]), np.array([3, 3, 3, 3]), paths=paths), CLASSES)
+    assert got["suspected"].all()  # one given class: the argmax rule flags all four
+    assert plot_suspects(got, tmp_path / "g", tmp_path, "Set $\\frac$ <b>", limit=2) == 4
     assert (tmp_path / "g" / "page-01.png").is_file()
-    clean = find_suspects(table(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]), paths=names), CLASSES)
-    assert plot_suspects(clean, tmp_path / "g", tmp_path) == 0 and len(list((tmp_path / "g").glob("*.png"))) == 1
+    clean = find_suspects(table(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]), paths=paths), CLASSES)
+    assert plot_suspects(clean, tmp_path / "g", tmp_path, "none") == 0
+    assert [p.name for p in (tmp_path / "g").glob("*.png")] == ["page-01.png"]

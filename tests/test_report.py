@@ -301,3 +301,25 @@ def test_summary_external_table_has_majority_and_domain_auc(fake, tmp_path):
     sentences = [s for s in ctx["limitations"] if s.startswith("Set 'ext'")]
     assert len(sentences) == 1 and "majority baseline 100.0%" in sentences[0]
     assert table.loc[table["dataset"] == "ext", "majority_accuracy"].eq(1.0).all()
+
+
+def test_validity_sentences_follow_the_numbers():
+    from leukoreport.report_validity import validity_sentences
+
+    def row(name, seed, acc, auc, low, high, maj=0.59, gain_low=None, gain_high=None):
+        return {"split_seed": 42, "seed": seed, "dataset": name, "accuracy": acc, "accuracy_low": acc - 0.05,
+                "accuracy_high": acc + 0.05, "majority_class": "neutrophil", "majority_accuracy": maj,
+                "gain": acc - maj, "gain_low": acc - maj - 0.05 if gain_low is None else gain_low,
+                "gain_high": acc - maj + 0.05 if gain_high is None else gain_high,
+                "domain_auc": auc, "domain_auc_low": low, "domain_auc_high": high}
+
+    table = pd.DataFrame([row("test", 1, 0.99, 0.5, 0.4, 0.6), row("lab2", 1, 0.31, 0.99, 0.98, 1.0),
+                          row("same", 1, 0.97, 0.51, 0.45, 0.57, maj=0.2), row("tiny", 1, 0.5, None, None, None,
+                                                                                 gain_low=-0.3, gain_high=0.2)])
+    got = validity_sentences(table)
+    assert got[0] == ("Set 'lab2' is told apart from the training images with AUC 0.990 [0.980–1.000]; its accuracy "
+                      "31.0% [26.0–36.0] is below the majority baseline 59.0% (always 'neutrophil').")
+    assert got[1].startswith("Set 'same' is not clearly told apart") and "is above the majority baseline 20.0%" in got[1]
+    assert got[2].startswith("Set 'tiny' (too few images for the domain classifier): ") or \
+        got[2].startswith("Set 'tiny' (too few images for the domain classifier); ")
+    assert "not shown to differ" in got[2] and len(got) == 3
