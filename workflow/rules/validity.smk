@@ -74,17 +74,26 @@ rule image_shift:
 rule shift:
     input:
         train=f"{RUN}/train_embeddings.npz",
-        test=f"{RUN}/test/embeddings.npz",
-        data=f"{RUN}/{{dataset}}/embeddings.npz",
-        predictions=f"{RUN}/{{dataset}}/predictions.csv",
+        data=expand(
+            f"{RUN}/{{dataset}}/embeddings.npz", dataset=DATASETS, allow_missing=True
+        ),
+        predictions=expand(
+            f"{RUN}/{{dataset}}/predictions.csv", dataset=DATASETS, allow_missing=True
+        ),
     output:
-        ood=f"{RUN}/{{dataset}}/ood.csv",
-        summary=f"{RUN}/{{dataset}}/shift.json",
-        curve=f"{RUN}/{{dataset}}/risk_coverage.csv",
+        ood=expand(f"{RUN}/{{dataset}}/ood.csv", dataset=DATASETS, allow_missing=True),
+        summary=expand(
+            f"{RUN}/{{dataset}}/shift.json", dataset=DATASETS, allow_missing=True
+        ),
+        curve=expand(
+            f"{RUN}/{{dataset}}/risk_coverage.csv",
+            dataset=DATASETS,
+            allow_missing=True,
+        ),
     log:
-        "results/logs/shift_split{split}_seed{seed}_{dataset}.log",
+        "results/logs/shift_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/shift_split{split}_seed{seed}_{dataset}.tsv"
+        "results/benchmarks/shift_split{split}_seed{seed}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -93,6 +102,7 @@ rule shift:
         runtime=20,
     params:
         settings=shift_settings(),
+        datasets=DATASETS,
     script:
         "../scripts/shift.py"
 
@@ -156,14 +166,20 @@ rule label_audit:
 rule gradcam:
     input:
         model=f"{RUN}/model.pkl",
-        predictions=f"{RUN}/{{dataset}}/predictions.csv",
+        predictions=expand(
+            f"{RUN}/{{dataset}}/predictions.csv", dataset=DATASETS, allow_missing=True
+        ),
     output:
-        table=f"{RUN}/{{dataset}}/saliency.csv",
-        figure=f"{RUN}/{{dataset}}/saliency.png",
+        table=expand(
+            f"{RUN}/{{dataset}}/saliency.csv", dataset=DATASETS, allow_missing=True
+        ),
+        figure=expand(
+            f"{RUN}/{{dataset}}/saliency.png", dataset=DATASETS, allow_missing=True
+        ),
     log:
-        "results/logs/gradcam_split{split}_seed{seed}_{dataset}.log",
+        "results/logs/gradcam_split{split}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/gradcam_split{split}_seed{seed}_{dataset}.tsv"
+        "results/benchmarks/gradcam_split{split}_seed{seed}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 2
@@ -172,6 +188,7 @@ rule gradcam:
         runtime=20,
     params:
         images=VALIDITY["gradcam"]["images"],
+        datasets=DATASETS,
         top_losses=config["top_losses"],
         device=config["device"],
     script:

@@ -1,4 +1,4 @@
-"""Grad-CAM overlays of one run's error and top-loss images on one dataset."""
+"""Grad-CAM overlays of one run's error and top-loss images on every dataset (the model loaded once)."""
 
 from pathlib import Path
 
@@ -10,15 +10,15 @@ from leukoreport.saliency import centre_share, gradcam_maps, plot_saliency_galle
 from leukoreport.train import resolve_device
 
 with step_log(snakemake.log[0]):
-    classes = prediction_classes(snakemake.input.predictions)
-    pred = read_predictions(snakemake.input.predictions, classes)
-    n = snakemake.params.images
-    rows = saliency_rows(pred, n, min(n, snakemake.params.top_losses)).head(n)
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
-    targets = [classes.index(c) for c in rows["target"]]
-    maps = gradcam_maps(learn, [Path(p) for p in rows["path"]], targets)
-    rows = rows.assign(cam_centre_share=[centre_share(m) for m in maps])
-    write_csv(rows, snakemake.output.table)
-    plot_saliency_gallery(rows, maps, snakemake.output.figure, ".",
-                          f"Grad-CAM on the last convolutional block: {snakemake.wildcards.dataset}")
-    print(f"Grad-CAM of {len(rows)} images")
+    n = snakemake.params.images
+    for i, name in enumerate(snakemake.params.datasets):
+        classes = prediction_classes(snakemake.input.predictions[i])
+        pred = read_predictions(snakemake.input.predictions[i], classes)
+        rows = saliency_rows(pred, n, min(n, snakemake.params.top_losses)).head(n)
+        maps = gradcam_maps(learn, [Path(p) for p in rows["path"]], [classes.index(c) for c in rows["target"]])
+        rows = rows.assign(cam_centre_share=[centre_share(m) for m in maps])
+        write_csv(rows, snakemake.output.table[i])
+        plot_saliency_gallery(rows, maps, snakemake.output.figure[i], ".",
+                              f"Grad-CAM on the last convolutional block: {name}")
+        print(f"{name}: Grad-CAM of {len(rows)} images")
