@@ -48,7 +48,7 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
     dl = learn.dls.test_dl([Path(p) for p in out["path"]], bs=batch_size, num_workers=num_workers)
     with learn.no_bar(), pooled_features(learn.model) as batches:
         probs, _ = learn.get_preds(dl=dl)
-    features = np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
+    features = np.concatenate(batches)
     probs = probs.float().numpy().astype(np.float64)
     out["prediction"] = [classes[i] for i in probs.argmax(axis=1)]
     for col, values in zip(prob_columns(classes), probs.T):

@@ -30,7 +30,8 @@ from leukoreport.files import atomic_path, read_json, write_text
 from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
                                     seconds, yes_no)
 from leukoreport.metrics import misclassified, read_predictions
-from leukoreport.report_validity import read_validity, summary_external, validity_section, validity_sentences
+from leukoreport.report_validity import (baseline_cells, read_validity, summary_external, validity_section,
+                                         validity_sentences)
 from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS, RunKey, run_folder, run_keys, run_label
 
 TITLE = "Leukocyte classification — rerun report"
@@ -355,7 +356,7 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "calibration": _calibration(metrics, mpath),
         "confused_pairs": _confused_pairs(metrics, mpath),
         "gap": None,
-        "baseline": _baseline_text(metrics.get("baselines")),
+        "baseline": baseline_cells(metrics["baselines"]) if metrics.get("baselines") else None,
         "mean_loss": num(metrics.get("mean_loss"), 4),
         "classes_present": present,
         "n_classes": len(classes),
@@ -369,16 +370,6 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "_raw": {**{k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
                  **{k: metrics["calibration"][k] for k in ("ece", "brier", "log_loss")}},
     }
-
-
-def _baseline_text(base: dict | None) -> dict | None:
-    """The majority and training-prior baselines and the gain over majority of one metrics.json."""
-    if not base:
-        return None
-    return {"majority": pct1(base["majority_accuracy"]), "majority_class": base["majority_class"],
-            "prior": pct1(base["prior_accuracy"]),
-            "gain": str(gap_estimate(base["gain"], base["gain_low"], base["gain_high"])),
-            "below": base["gain_high"] < 0}
 
 
 def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from leukoreport.errors import LeukoError
 from leukoreport.files import read_json
-from leukoreport.formatting import DASH, estimate, gap_estimate, num, pct1
+from leukoreport.formatting import DASH, _missing, estimate, gap_estimate, num, pct1
 from leukoreport.summary import RunKey, run_folder
 from leukoreport.validity import COVERAGES, VALIDITY_COLUMNS
 
@@ -20,10 +19,6 @@ STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue
               "saturation": "saturation", "sharpness": "sharpness (Laplacian variance)", "width": "width (px)",
               "height": "height (px)", "aspect": "aspect ratio", "od_hematoxylin": "haematoxylin OD",
               "od_eosin": "eosin OD"}
-
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and np.isnan(x))
 
 
 def _auc(row: pd.Series) -> str:
@@ -43,8 +38,9 @@ def read_validity(results_dir: Path) -> pd.DataFrame:
     return table
 
 
-def baseline_cells(row: pd.Series) -> dict:
-    """Majority and training-prior baselines and the gain over majority, formatted for a table row."""
+def baseline_cells(row) -> dict:
+    """Majority and training-prior baselines and the gain over majority (a validity.csv row or a metrics.json
+    ``baselines`` dict), formatted for a table row."""
     if _missing(row.get("majority_accuracy")):
         return {"majority": DASH, "majority_class": DASH, "prior": DASH, "gain": DASH, "below": False}
     return {"majority": pct1(row["majority_accuracy"]), "majority_class": str(row["majority_class"]),
@@ -122,7 +118,6 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
                          **baseline_cells(r), "auc": _auc(r),
                          "median_percentile": DASH if _missing(r["median_percentile"]) else f"{r['median_percentile']:.0f}",
                          "beyond": pct1(r["share_beyond_test"]), "aurc": num(r["aurc"], 3), **at})
-        folder = run_folder(results_dir, keys[0]) / name
         saliency = [_saliency(run_folder(results_dir, k) / name, k, uri) for k in keys
                     if (run_folder(results_dir, k) / name / "saliency.png").is_file()]
         out.append({
@@ -133,9 +128,6 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
             "image_shift": [s for s in (_image_shift(results_dir, sp, name, uri) for sp in splits) if s],
             "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri) for sp in splits) if a],
             "saliency": saliency,
-            "has_ood": not all(_missing(x) for x in table.loc[table["dataset"] == name, "aurc"]),
-            "has_domain": not all(_missing(x) for x in table.loc[table["dataset"] == name, "domain_auc"]),
-            "_folder": folder,
         })
     figures = []
     for key in keys:
@@ -143,8 +135,6 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
         if (folder / "risk_coverage.png").is_file():
             figures.append({"label": key.label, "risk_coverage": uri(folder / "risk_coverage.png"),
                             "bands": uri(folder / "ood_bands.png")})
-    for d in out:
-        d.pop("_folder")
     return {"datasets": out, "figures": figures, "coverages": [f"{100 * c:g}%" for c in COVERAGES],
             "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%" if len(table) else "95%"}
 
@@ -158,25 +148,20 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
     """Limitation sentences per external set computed from validity.csv: domain AUC and accuracy against majority."""
     out = []
     for name, rows in table[table["dataset"] != "test"].groupby("dataset", sort=False):
-        parts = []
         runs = f" in each of {len(rows)} runs" if len(rows) > 1 else ""
-        auc = rows["domain_auc"].dropna()
-        if len(auc) == len(rows) and len(rows):
-            r = rows.iloc[0]
-            text = (f"AUC {_auc(r)}" if len(rows) == 1 else
+        if rows["domain_auc"].notna().all():
+            text = (f"AUC {_auc(rows.iloc[0])}" if len(rows) == 1 else
                     f"AUC {_span(rows['domain_auc'], lambda x: f'{x:.3f}')} over {len(rows)} runs")
-            if (rows["domain_auc_low"] > 0.5).all():
-                parts.append(f"set '{name}' is told apart from the training images with {text}")
-            else:
-                parts.append(f"set '{name}' is not clearly told apart from the training images ({text})")
+            subject = (f"Set '{name}' is told apart from the training images with {text}"
+                       if (rows["domain_auc_low"] > 0.5).all()
+                       else f"Set '{name}' is not clearly told apart from the training images ({text})")
         else:
-            parts.append(f"set '{name}' (too few images for the domain classifier)")
+            subject = f"Set '{name}' (too few images for the domain classifier)"
         acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
             estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
         maj = rows["majority_accuracy"].iloc[0]
         if _missing(maj):
-            if len(parts[0]) > len(f"set '{name}'"):
-                out.append(f"{parts[0][0].upper()}{parts[0][1:]}.")
+            out.append(f"{subject}.")
             continue
         base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"
         if (rows["gain_high"] < 0).all():
@@ -185,13 +170,13 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
             verdict = f"its accuracy {acc} is above {base}{runs}"
         else:
             verdict = f"its accuracy {acc} is not shown to differ from {base}"
-        out.append(f"{parts[0][0].upper()}{parts[0][1:]}; {verdict}.")
+        out.append(f"{subject}; {verdict}.")
     return out
 
 
 def summary_external(table: pd.DataFrame) -> dict[tuple[int, int, str], dict]:
     """Majority baseline and domain AUC per (split seed, seed, dataset), formatted for the summary's external table."""
     return {(int(r["split_seed"]), int(r["seed"]), str(r["dataset"])):
-            {"majority": pct1(r["majority_accuracy"]), "auc": _auc(r), **baseline_cells(r)}
+            {"auc": _auc(r), **baseline_cells(r)}
             for _, r in table.iterrows()}
 

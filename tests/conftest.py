@@ -32,3 +32,13 @@ def tiny_split(tmp_path_factory) -> pd.DataFrame:
 
     root = make_image_folder(tmp_path_factory.mktemp("tiny") / "images", per_class=10)
     return stratified_split(discover(root), (0.6, 0.2, 0.2), seed=42)
+
+
+def exported_model(split: pd.DataFrame, cfg, folder: Path, seed: int = 3) -> Path:
+    """Train `cfg` on `split` (one thread) and export the learner to ``folder/model.pkl``."""
+    from leukoreport.train import export_learner, train
+
+    learn, _, _ = train(split, cfg, seed=seed, threads=1)
+    out = folder / "model.pkl"
+    export_learner(learn, out)
+    return out

@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import exported_model
 from leukoreport.errors import LeukoError
 from leukoreport.evaluate import load_model, predict
-from leukoreport.train import PhaseConfig, TrainConfig, export_learner, train
+from leukoreport.train import PhaseConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
 def model_path(tiny_split, tmp_path_factory):
     cfg = TrainConfig(size=32, batch_size=8, pretrained=False, device="cpu",
                       phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)])
-    learn, _, _ = train(tiny_split, cfg, seed=3, threads=1)
-    out = tmp_path_factory.mktemp("model") / "model.pkl"
-    export_learner(learn, out)
-    return out
+    return exported_model(tiny_split, cfg, tmp_path_factory.mktemp("model"))
 
 
 def test_predictions_consistent(model_path, tiny_split):

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
-from conftest import ROOT
+from conftest import ROOT, exported_model
 from leukoreport import predict as predict_module
 from leukoreport.cli import main
-from leukoreport.train import PhaseConfig, TrainConfig, export_learner, train
+from leukoreport.train import PhaseConfig, TrainConfig
 
 CFG = TrainConfig(size=32, batch_size=8, pretrained=False,
                   phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu")
@@ -27,10 +27,7 @@ BAD = {"corrupt.png": "not an image file (PIL cannot identify it)", "damaged.png
 
 @pytest.fixture(scope="module")
 def model(tiny_split, tmp_path_factory) -> Path:
-    learn, _, _ = train(tiny_split, CFG, seed=3, threads=1)
-    out = tmp_path_factory.mktemp("model") / "model.pkl"
-    export_learner(learn, out)
-    return out
+    return exported_model(tiny_split, CFG, tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import exported_model
 from leukoreport.errors import LeukoError
 from leukoreport.evaluate import load_model
 from leukoreport.saliency import (
@@ -21,7 +22,7 @@ from leukoreport.saliency import (
     plot_saliency_gallery,
     saliency_rows,
 )
-from leukoreport.train import PhaseConfig, TrainConfig, export_learner, train
+from leukoreport.train import PhaseConfig, TrainConfig
 
 CFG = TrainConfig(size=64, batch_size=8, pretrained=False,
                   phases=[PhaseConfig(False, 3e-3, 3, 3)], device="cpu")  # 64 px: a 2x2 last block
@@ -29,10 +30,7 @@ CFG = TrainConfig(size=64, batch_size=8, pretrained=False,
 
 @pytest.fixture(scope="module")
 def model(tiny_split, tmp_path_factory) -> Path:
-    learn, _, _ = train(tiny_split, CFG, seed=3, threads=1)
-    out = tmp_path_factory.mktemp("model") / "model.pkl"
-    export_learner(learn, out)
-    return out
+    return exported_model(tiny_split, CFG, tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
