@@ -20,6 +20,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/validity.smk"
+include: "workflow/rules/variants.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
 

@@ -45,7 +45,8 @@ def run_compare(args: argparse.Namespace) -> int:
     result = compare_runs(args.run_a, args.run_b, n_resamples=args.resamples, seed=args.seed,
                           confidence=args.confidence, dataset=args.dataset)
     paths = write_comparison(result, args.out, args.templates)
-    print(result["verdict"])
+    for part in result["datasets"].values():
+        print(part["verdict"])
     for path in paths.values():
         print(f"wrote {path.as_posix()}")
     return 0
@@ -55,10 +56,12 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
     """Register `leukoreport compare`."""
     parser = commands.add_parser(
         "compare", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="compare two runs on the same test images (paired bootstrap, sign-flip, McNemar)",
-        description="Compare two runs seed by seed on the same test images: a paired bootstrap interval of the\n"
-                    "difference A - B in accuracy, balanced accuracy and macro F1, sign-flip and Wilcoxon tests\n"
-                    "across seeds, and McNemar's test per seed. Writes compare.json, compare.html and compare.pdf.",
+        help="compare two runs on the same images (paired bootstrap, Holm verdicts, sign-flip, McNemar)",
+        description="Compare two runs seed by seed on the same images of every dataset both evaluated: a paired\n"
+                    "bootstrap interval and p-value of the difference A - B in accuracy, balanced accuracy, macro F1\n"
+                    "and ECE, Holm-adjusted verdicts over all datasets and metrics, the probability of improvement,\n"
+                    "sign-flip and Wilcoxon tests across seeds, and McNemar's test per seed.\n"
+                    "Writes compare.json, compare.html and compare.pdf.",
         epilog="example:\n  leukoreport compare runs/baseline runs/augmented --out results/compare\n\n"
                "A run is a project folder containing results/ or a results folder itself; runs are matched on\n"
                "(split_seed, seed) in results/summary/metrics.csv.")
@@ -66,8 +69,9 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("run_b", metavar="RUN_B", help="second run (B), compared as A - B")
     parser.add_argument("--out", type=Path, default=Path("results/compare"), metavar="DIR",
                         help="folder for compare.json, compare.html and compare.pdf (default: results/compare)")
-    parser.add_argument("--dataset", default="test",
-                        help="dataset to compare: 'test' or the name of an external set (default: test)")
+    parser.add_argument("--dataset", default=None,
+                        help="compare only this dataset: 'test' or the name of an external set "
+                             "(default: every dataset both runs evaluated)")
     parser.add_argument("--resamples", type=_positive_int, default=9999, metavar="N",
                         help="number of bootstrap resamples of the test images (default: 9999)")
     parser.add_argument("--seed", type=int, default=0,
@@ -141,7 +145,8 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
 
 REPORT_TARGETS = ("results/report/report.pdf", "results/report/summary.pdf")
 REPORT_RULES = ("report_html", "summary_html")
-FINISHED_RUN = Path("results/summary/metrics.csv")
+# what a finished run leaves: the summary of a single recipe, or the comparison of a variants run
+FINISHED_RUNS = (Path("results/summary/metrics.csv"), Path("results/summary/variants.json"))
 
 
 def _cores(text: str) -> str:
@@ -231,8 +236,8 @@ def add_run(commands: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     """Re-render report.pdf and summary.pdf from existing results; Snakemake's exit status."""
     _check_project(args.configfile)
-    if not args.dry_run and not FINISHED_RUN.is_file():
-        raise LeukoError(f"{FINISHED_RUN.as_posix()}: not found, so there are no results to report; run "
+    if not args.dry_run and not any(path.is_file() for path in FINISHED_RUNS):
+        raise LeukoError(f"{FINISHED_RUNS[0].as_posix()}: not found, so there are no results to report; run "
                          "'leukoreport run' first (or 'leukoreport report --dry-run' to see what would run)")
     return call_snakemake(report_args(args.cores, args.configfile, args.dry_run))
 

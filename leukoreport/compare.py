@@ -1,5 +1,7 @@
-"""Compare two runs on the same test images: paired bootstrap, sign-flip and Wilcoxon tests, McNemar per seed.
+"""Compare two runs on the same images: paired bootstrap, sign-flip and Wilcoxon tests, McNemar per seed.
 
+The differences, intervals, Holm-adjusted verdicts and probabilities of improvement come from leukoreport.verdicts
+(run A as the variant, run B as the reference), so `compare` and the variants section agree number for number.
 Python computes and formats every number; templates/compare.html.j2 only lays them out.
 """
 
@@ -16,19 +18,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from leukoreport.calibration import _bin_index, _check_n_bins, expected_calibration_error
 from leukoreport.errors import LeukoError
 from leukoreport.files import write_json
-from leukoreport.formatting import DASH, gap_estimate, pct, pct1
+from leukoreport.formatting import DASH, estimate, gap_estimate, pct1
 from leukoreport.intervals import balanced_accuracy, macro_f1
-from leukoreport.metrics import prediction_classes, read_predictions
+from leukoreport.metrics import prediction_classes, prob_columns, read_predictions
 
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
+METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
+                 "ece": "ECE"}
+HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "macro_f1": True, "ece": False}
+N_BINS = 15  # equal-width confidence bins of the ECE, as leukoreport.calibration
 INDEX_COLUMNS = ("split_seed", "seed", "dataset", "n", "n_correct", "accuracy", "predictions")
 EXACT_SIGN_FLIPS = 16  # enumerate all 2^k sign flips up to this many seeds
 RANDOM_SIGN_FLIPS = 20000
 BLOCK_ELEMENTS = 1 << 22  # resampled indices drawn per block (bounds memory for large test sets)
 TIE = 1e-12  # differences smaller than this count as exactly zero (float noise of equal metrics)
+NO_DIFFERENCE = "no difference detected"
+SIGNS = {"better": 1, "worse": -1}  # verdict -> direction of the overall sentence
 
 
 # --------------------------------------------------------------------------- records
@@ -45,7 +53,10 @@ class Run:
 
 @dataclass
 class Pair:
-    """One (split_seed, seed) evaluated by both runs: images sorted by path, labels and predictions as class codes."""
+    """One (split_seed, seed) evaluated by both runs: images sorted by path, labels and predictions as class codes.
+
+    probs_a and probs_b are the class probabilities (n, n_classes) in A's class order; the ECE needs them.
+    """
 
     split_seed: int
     seed: int
@@ -54,6 +65,8 @@ class Pair:
     pred_a: np.ndarray
     pred_b: np.ndarray
     n_classes: int
+    probs_a: np.ndarray | None = None
+    probs_b: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -63,7 +76,10 @@ class Pair:
 
 @dataclass
 class BootstrapDifference:
-    """Mean over matched pairs of metric(A) − metric(B) with its paired-bootstrap percentile interval."""
+    """Mean over matched pairs of metric(A) − metric(B) with its paired-bootstrap percentile interval.
+
+    p_a_better / p_b_better: share of resamples in which A / B is better (A − B > 0, or < 0 for the ECE).
+    """
 
     metric: str
     difference: float
@@ -199,8 +215,24 @@ def _predictions(run: Run, split_seed: int, seed: int, dataset: str) -> pd.DataF
     return pred.sort_values("path", kind="stable").reset_index(drop=True)
 
 
-def match(a: Run, b: Run, dataset: str = "test") -> list[Pair]:
-    """Pairs of A and B evaluated with the same (split_seed, seed) on `dataset`, on the same images."""
+def load_predictions(run: Run, dataset: str) -> dict[tuple[int, int], pd.DataFrame]:
+    """Every predictions.csv of the run on `dataset`, keyed by (split_seed, seed), each checked and sorted by path."""
+    return {(s, e): _predictions(run, s, e, dataset) for s, e in _keys(run, dataset)}
+
+
+def frame_codes(run: Run, pred: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, predictions) as codes in the run's class order and the probabilities (n, K) in that order."""
+    code = {c: i for i, c in enumerate(run.classes)}
+    return (pred["label"].map(code).to_numpy(np.int64), pred["prediction"].map(code).to_numpy(np.int64),
+            pred[prob_columns(run.classes)].to_numpy(float))
+
+
+def match(a: Run, b: Run, dataset: str = "test", frames_a: dict | None = None,
+          frames_b: dict | None = None) -> list[Pair]:
+    """Pairs of A and B evaluated with the same (split_seed, seed) on `dataset`, on the same images.
+
+    frames_a / frames_b: the runs' predictions already read by load_predictions (read here when None).
+    """
     if set(a.classes) != set(b.classes):
         raise LeukoError(f"runs {a.name} and {b.name} have different classes: {a.name} {a.classes}, "
                          f"{b.name} {b.classes}")
@@ -210,10 +242,11 @@ def match(a: Run, b: Run, dataset: str = "test") -> list[Pair]:
                          f"{a.name} has {sorted(_keys(a, dataset))}, {b.name} has {sorted(_keys(b, dataset))}")
     what = "test split" if dataset == "test" else f"'{dataset}' images"
     code = {c: i for i, c in enumerate(a.classes)}
+    columns = prob_columns(a.classes)
     pairs = []
     for split_seed, seed in shared:
-        pa = _predictions(a, split_seed, seed, dataset)
-        pb = _predictions(b, split_seed, seed, dataset)
+        pa = frames_a[(split_seed, seed)] if frames_a is not None else _predictions(a, split_seed, seed, dataset)
+        pb = frames_b[(split_seed, seed)] if frames_b is not None else _predictions(b, split_seed, seed, dataset)
         paths_a, paths_b = set(pa["path"]), set(pb["path"])
         if paths_a != paths_b:
             differ = len(paths_a ^ paths_b)
@@ -229,7 +262,8 @@ def match(a: Run, b: Run, dataset: str = "test") -> list[Pair]:
                           y_true=pa["label"].map(code).to_numpy(np.int64),
                           pred_a=pa["prediction"].map(code).to_numpy(np.int64),
                           pred_b=pb["prediction"].map(code).to_numpy(np.int64),
-                          n_classes=len(a.classes)))
+                          n_classes=len(a.classes), probs_a=pa[columns].to_numpy(float),
+                          probs_b=pb[columns].to_numpy(float)))
     return pairs
 
 
@@ -241,14 +275,65 @@ def _check_metric(metric: str) -> str:
     return metric
 
 
-def metric_value(metric: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray | float:
-    """Accuracy, balanced accuracy or macro F1 (over present classes) along the last axis."""
+def _ece_key(bins: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """2 × bin + hit (1 when the top class is right) of every image, as a small integer."""
+    return (2 * bins + hit).astype(np.int16)
+
+
+def _ece_rows(key: np.ndarray, confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """ECE along the last axis from each image's key (_ece_key) and confidence: sum over bins of count/n |acc-conf|.
+
+    Per row as calibration.expected_calibration_error on the same images (equal up to float rounding).
+    """
+    lead, n = key.shape[:-1], key.shape[-1]
+    rows = int(np.prod(lead, dtype=np.int64))
+    size = rows * 2 * n_bins
+    flat = ((np.arange(rows, dtype=np.int64) * (2 * n_bins))[:, None] + key.reshape(rows, n)).ravel()
+    cells = np.bincount(flat, minlength=size).reshape(rows, n_bins, 2)  # (no hit, hit) per bin
+    conf = np.bincount(flat, weights=confidence.reshape(-1), minlength=size).reshape(rows, n_bins, 2).sum(axis=-1)
+    count, acc = cells.sum(axis=-1), cells[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(count > 0, count * np.abs(acc / count - conf / count), 0.0)
+    return (gap.sum(axis=-1) / n).reshape(lead)
+
+
+def metric_value(metric: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                 confidence: np.ndarray | None = None, n_bins: int = N_BINS) -> np.ndarray | float:
+    """Accuracy, balanced accuracy, macro F1 (over present classes) or ECE along the last axis.
+
+    For "ece" y_pred is the top class (argmax of the probabilities) and `confidence` its probability.
+    """
     _check_metric(metric)
     if metric == "accuracy":
         out = np.mean(np.asarray(y_true) == np.asarray(y_pred), axis=-1)
         return float(out) if np.ndim(out) == 0 else out
+    if metric == "ece":
+        if confidence is None:
+            raise LeukoError("metric_value: metric 'ece' needs the confidence (top probability) of every image")
+        n_bins = _check_n_bins("metric_value", n_bins)
+        confidence = np.asarray(confidence, dtype=float)
+        key = _ece_key(_bin_index(confidence, n_bins), np.asarray(y_true) == np.asarray(y_pred))
+        out = _ece_rows(key, confidence, n_bins)
+        return float(out) if np.ndim(out) == 0 else out
     func = balanced_accuracy if metric == "balanced_accuracy" else macro_f1
     return func(y_true, y_pred, n_classes)
+
+
+def observed_metric(metric: str, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray | None, n_classes: int,
+                    n_bins: int = N_BINS) -> float:
+    """One run's metric on all its images: ECE by calibration.expected_calibration_error, the others by metric_value."""
+    _check_metric(metric)
+    if metric == "ece":
+        if probs is None:
+            raise LeukoError("observed_metric: metric 'ece' needs the class probabilities")
+        return expected_calibration_error(probs, y_true, n_bins)
+    return float(metric_value(metric, y_true, y_pred, n_classes))
+
+
+def pair_values(p: Pair, metric: str, n_bins: int = N_BINS) -> tuple[float, float]:
+    """(metric of A, metric of B) of one matched pair on all its images."""
+    return (observed_metric(metric, p.y_true, p.pred_a, p.probs_a, p.n_classes, n_bins),
+            observed_metric(metric, p.y_true, p.pred_b, p.probs_b, p.n_classes, n_bins))
 
 
 def _snap(x: np.ndarray | float) -> np.ndarray | float:
@@ -271,18 +356,40 @@ def _groups(pairs: list[Pair]) -> list[list[int]]:
     return list(groups.values())
 
 
-def bootstrap_differences(pairs: list[Pair], metric: str, n_resamples: int = 9999, seed: int = 0) -> np.ndarray:
-    """The resampled statistic: for each resample, the mean over pairs of metric(A) − metric(B).
+@dataclass
+class _Calibrated:
+    """Per-image inputs of the ECE of one prediction set: key (2 × bin + hit) and confidence (top probability)."""
+
+    key: np.ndarray
+    confidence: np.ndarray
+
+
+def _calibrated(y_true: np.ndarray, probs: np.ndarray | None, n_bins: int) -> _Calibrated:
+    """Key and confidence of every image, computed once before resampling (bins and hits as calibration)."""
+    if probs is None:
+        raise LeukoError("paired_bootstrap: metric 'ece' needs the class probabilities of both runs")
+    confidence = probs.max(axis=1)
+    return _Calibrated(key=_ece_key(_bin_index(confidence, n_bins), probs.argmax(axis=1) == y_true),
+                       confidence=confidence)
+
+
+def bootstrap_metrics(pairs: list[Pair], metrics, n_resamples: int = 9999, seed: int = 0,
+                      n_bins: int = N_BINS) -> dict[str, np.ndarray]:
+    """The resampled statistic of every metric: per resample, the mean over pairs of metric(A) − metric(B).
 
     Draw order: rng = default_rng(seed); for each image set in order of first appearance, blocks of at most
-    BLOCK_ELEMENTS indices, each `rng.integers(0, n, size=(rows, n))`; pairs on one image set share the draws.
+    BLOCK_ELEMENTS indices, each `rng.integers(0, n, size=(rows, n))`; pairs on one image set share the draws,
+    and so do the metrics (the draws do not depend on which metrics are asked for).
     """
-    _check_metric(metric)
+    metrics = [_check_metric(m) for m in metrics]
     _check_settings("paired_bootstrap", n_resamples, 0.5)
+    n_bins = _check_n_bins("paired_bootstrap", n_bins)
     if not pairs:
         raise LeukoError("paired_bootstrap: no matched pairs")
+    calibrated = {i: (_calibrated(p.y_true, p.probs_a, n_bins), _calibrated(p.y_true, p.probs_b, n_bins))
+                  for i, p in enumerate(pairs)} if "ece" in metrics else {}
     rng = np.random.default_rng(seed)
-    total = np.zeros(n_resamples)
+    totals = {m: np.zeros(n_resamples) for m in metrics}
     for members in _groups(pairs):
         n = pairs[members[0]].n
         rows = max(1, BLOCK_ELEMENTS // n)
@@ -291,29 +398,49 @@ def bootstrap_differences(pairs: list[Pair], metric: str, n_resamples: int = 999
             idx = rng.integers(0, n, size=(stop - start, n))
             for i in members:
                 p = pairs[i]
-                t = p.y_true[idx]
-                total[start:stop] += (metric_value(metric, t, p.pred_a[idx], p.n_classes)
-                                      - metric_value(metric, t, p.pred_b[idx], p.n_classes))
-    return _snap(total / len(pairs))
+                t = p.y_true[idx] if any(m != "ece" for m in metrics) else None
+                for m in metrics:
+                    if m == "ece":
+                        ca, cb = calibrated[i]
+                        totals[m][start:stop] += (_ece_rows(ca.key[idx], ca.confidence[idx], n_bins)
+                                                  - _ece_rows(cb.key[idx], cb.confidence[idx], n_bins))
+                    else:
+                        totals[m][start:stop] += (metric_value(m, t, p.pred_a[idx], p.n_classes)
+                                                  - metric_value(m, t, p.pred_b[idx], p.n_classes))
+    return {m: _snap(totals[m] / len(pairs)) for m in metrics}
 
 
-def observed_difference(pairs: list[Pair], metric: str) -> float:
+def bootstrap_differences(pairs: list[Pair], metric: str, n_resamples: int = 9999, seed: int = 0,
+                          n_bins: int = N_BINS) -> np.ndarray:
+    """The resampled statistic of one metric (see bootstrap_metrics for the draw order)."""
+    return bootstrap_metrics(pairs, [metric], n_resamples, seed, n_bins)[_check_metric(metric)]
+
+
+def observed_difference(pairs: list[Pair], metric: str, n_bins: int = N_BINS) -> float:
     """Mean over pairs of metric(A) − metric(B) on all images."""
-    diffs = [metric_value(metric, p.y_true, p.pred_a, p.n_classes) - metric_value(metric, p.y_true, p.pred_b,
-                                                                                  p.n_classes) for p in pairs]
+    diffs = [a - b for a, b in (pair_values(p, metric, n_bins) for p in pairs)]
     return _snap(float(np.mean(diffs)))
 
 
+def summarize_bootstrap(boot: np.ndarray, difference: float, metric: str, confidence: float = 0.95,
+                        seed: int = 0) -> BootstrapDifference:
+    """Percentile interval and the shares of resamples in which A or B is better, from the resampled differences."""
+    _check_settings("paired_bootstrap", boot.size, confidence)
+    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+    above, below = float(np.mean(boot > 0)), float(np.mean(boot < 0))
+    a_better, b_better = (above, below) if HIGHER_IS_BETTER[metric] else (below, above)
+    return BootstrapDifference(metric=metric, difference=difference,
+                               low=float(_snap(float(low))), high=float(_snap(float(high))),
+                               p_a_better=a_better, p_b_better=b_better,
+                               confidence=float(confidence), n_resamples=int(boot.size), seed=int(seed))
+
+
 def paired_bootstrap(pairs: list[Pair], metric: str, n_resamples: int = 9999, seed: int = 0,
-                     confidence: float = 0.95) -> BootstrapDifference:
+                     confidence: float = 0.95, n_bins: int = N_BINS) -> BootstrapDifference:
     """Paired bootstrap over test images (same indices for A and B): difference, percentile interval, P(A better)."""
     _check_settings("paired_bootstrap", n_resamples, confidence)
-    boot = bootstrap_differences(pairs, metric, n_resamples, seed)
-    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return BootstrapDifference(metric=metric, difference=observed_difference(pairs, metric),
-                               low=float(_snap(float(low))), high=float(_snap(float(high))),
-                               p_a_better=float(np.mean(boot > 0)), p_b_better=float(np.mean(boot < 0)),
-                               confidence=float(confidence), n_resamples=int(n_resamples), seed=int(seed))
+    boot = bootstrap_differences(pairs, metric, n_resamples, seed, n_bins)
+    return summarize_bootstrap(boot, observed_difference(pairs, metric, n_bins), metric, confidence, seed)
 
 
 def sign_flip_test(d, n_random: int = RANDOM_SIGN_FLIPS, seed: int = 0) -> float:
@@ -376,14 +503,19 @@ def direction(low: float, high: float) -> int:
     return 1 if low > 0 else (-1 if high < 0 else 0)
 
 
-def conclusion(metric: str, diff: float, low: float, high: float, name_a: str, name_b: str) -> str:
-    """One sentence: 'No difference detected in …' when the interval includes 0, else '{A} is better/worse than {B} …'."""
+def conclusion(metric: str, diff: float, low: float, high: float, name_a: str, name_b: str,
+               outcome: str | None = None) -> str:
+    """One sentence: 'No difference detected in …' or '{A} is better/worse than {B} …' (ECE: lower is better).
+
+    `outcome` is the verdict ('better', 'worse', 'no difference detected'); without it the interval decides.
+    """
     text = f"{name_a} \u2212 {name_b} = {gap_estimate(diff, low, high)}"
-    sign = direction(low, high)
-    if sign == 0:
+    if outcome is None:
+        sign = direction(low, high) * (1 if HIGHER_IS_BETTER.get(metric, True) else -1)
+        outcome = {1: "better", -1: "worse"}.get(sign, NO_DIFFERENCE)
+    if outcome not in ("better", "worse"):
         return f"No difference detected in {_label(metric)}: {text}."
-    word = "better" if sign > 0 else "worse"
-    return f"{name_a} is {word} than {name_b} in {_label(metric)}: {text}."
+    return f"{name_a} is {outcome} than {name_b} in {_label(metric)}: {text}."
 
 
 def _join(words: list[str]) -> str:
@@ -413,61 +545,105 @@ def _display_names(a: Run, b: Run) -> tuple[str, str]:
     return (a.name, b.name) if a.name != b.name else (f"{a.name} (A)", f"{b.name} (B)")
 
 
-def compare_runs(a: Run | str | Path, b: Run | str | Path, n_resamples: int = 9999, seed: int = 0,
-                 confidence: float = 0.95, dataset: str = "test") -> dict:
-    """Everything compare.json holds (plain JSON types): runs, seeds, per-metric tests and per-seed values."""
-    _check_settings("compare_runs", n_resamples, confidence)
-    a = a if isinstance(a, Run) else load_run(a)
-    b = b if isinstance(b, Run) else load_run(b)
-    name_a, name_b = _display_names(a, b)
+def _dataset_result(a: Run, b: Run, name_a: str, name_b: str, dataset: str, rows: dict, result: dict) -> dict:
+    """Per-seed values, McNemar, across-seed tests and the verdicts' numbers of one dataset."""
     pairs = match(a, b, dataset)
     only_a, only_b = unmatched(a, b, dataset)
-
+    metrics_used = result["metrics"]
+    n_bins = result["n_bins"]
     per_seed = []
     for p in pairs:
         values = {}
-        for m in METRICS:
-            va = metric_value(m, p.y_true, p.pred_a, p.n_classes)
-            vb = metric_value(m, p.y_true, p.pred_b, p.n_classes)
-            values[m] = {"a": float(va), "b": float(vb), "difference": _snap(float(va - vb))}
+        for m in metrics_used:
+            va, vb = pair_values(p, m, n_bins)
+            values[m] = {"a": va, "b": vb, "difference": _snap(float(va - vb))}
         per_seed.append({"split_seed": p.split_seed, "seed": p.seed, "n": p.n, "metrics": values,
                          "mcnemar": mcnemar(p.y_true, p.pred_a, p.pred_b).to_dict()})
-
     metrics = {}
-    for m in METRICS:
-        boot = paired_bootstrap(pairs, m, n_resamples, seed, confidence)
+    for m in metrics_used:
+        r = rows[(dataset, m)]
         d = [row["metrics"][m]["difference"] for row in per_seed]
         metrics[m] = {
             "label": _label(m),
+            "higher_is_better": HIGHER_IS_BETTER[m],
             "a_mean": float(np.mean([row["metrics"][m]["a"] for row in per_seed])),
             "b_mean": float(np.mean([row["metrics"][m]["b"] for row in per_seed])),
-            "difference": boot.difference,
-            "low": boot.low,
-            "high": boot.high,
-            "direction": direction(boot.low, boot.high),
-            "p_a_better": boot.p_a_better,
-            "p_b_better": boot.p_b_better,
+            "difference": r["difference"],
+            "low": r["low"],
+            "high": r["high"],
+            "direction": direction(r["low"], r["high"]),
+            "p_a_better": r["p_variant_better"],
+            "p_b_better": r["p_reference_better"],
+            "p": r["p"],
+            "p_holm": r["p_holm"],
+            "verdict": r["verdict"],
+            "p_improvement": r["p_improvement"],
+            "pi_low": r["pi_low"],
+            "pi_high": r["pi_high"],
             "per_seed_differences": d,
-            "sign_flip_p": sign_flip_test(d, seed=seed),
+            "sign_flip_p": sign_flip_test(d, seed=result["seed"]),
             "sign_flip_method": "exact" if len(d) <= EXACT_SIGN_FLIPS else f"{RANDOM_SIGN_FLIPS} random flips",
             "wilcoxon_p": wilcoxon_p(d),
-            "conclusion": conclusion(m, boot.difference, boot.low, boot.high, name_a, name_b),
+            "conclusion": conclusion(m, r["difference"], r["low"], r["high"], name_a, name_b, r["verdict"]),
         }
     return {
         "dataset": dataset,
-        "confidence": float(confidence),
-        "n_resamples": int(n_resamples),
-        "seed": int(seed),
-        "interval_method": "paired bootstrap over images, percentile",
-        "runs": {"a": {"name": name_a, "path": a.results.resolve().as_posix(), "classes": list(a.classes)},
-                 "b": {"name": name_b, "path": b.results.resolve().as_posix(), "classes": list(b.classes)}},
         "seeds": {"matched": [{"split_seed": p.split_seed, "seed": p.seed, "n": p.n} for p in pairs],
                   "only_a": [{"split_seed": s, "seed": e} for s, e in only_a],
                   "only_b": [{"split_seed": s, "seed": e} for s, e in only_b]},
-        "verdict": verdict({m: metrics[m]["direction"] for m in METRICS}, name_a, name_b, dataset),
-        "notes": _notes(metrics, only_a, only_b, name_a, name_b, len(pairs)),
+        "verdict": verdict({m: SIGNS.get(metrics[m]["verdict"], 0) for m in metrics_used}, name_a, name_b,
+                           dataset),
+        "notes": _notes(metrics, only_a, only_b, name_a, name_b, len(pairs), result),
         "metrics": metrics,
         "per_seed": per_seed,
+    }
+
+
+def compare_runs(a: Run | str | Path, b: Run | str | Path, n_resamples: int = 9999, seed: int = 0,
+                 confidence: float = 0.95, dataset: str | None = None, n_bins: int = N_BINS) -> dict:
+    """Everything compare.json holds (plain JSON types) for every dataset both runs evaluated, or only `dataset`.
+
+    result["datasets"][name] holds each dataset's runs, seeds, per-metric tests and per-seed values; the same
+    fields of the first dataset (the test split when both have it) are repeated at the top level.
+    """
+    from leukoreport.verdicts import compare_variants  # lazy: verdicts imports this module
+
+    _check_settings("compare_runs", n_resamples, confidence)
+    n_bins = _check_n_bins("compare_runs", n_bins)
+    a = a if isinstance(a, Run) else load_run(a)
+    b = b if isinstance(b, Run) else load_run(b)
+    name_a, name_b = _display_names(a, b)
+    found = compare_variants({name_b: b, name_a: a}, reference=name_b,
+                             datasets=None if dataset is None else [dataset], n_resamples=n_resamples, seed=seed,
+                             confidence=confidence, n_bins=n_bins)
+    if not found["datasets"]:
+        reasons = "; ".join(f"'{s['dataset']}': {s['reason']}" for s in found["skipped"])
+        raise LeukoError(f"runs {a.name} and {b.name} have no dataset in common to compare ({reasons})")
+    rows = {(r["dataset"], r["metric"]): r for r in found["comparisons"]}
+    datasets = {d: _dataset_result(a, b, name_a, name_b, d, rows, found) for d in found["datasets"]}
+    first = datasets[found["datasets"][0]]
+    return {
+        "dataset": first["dataset"],
+        "confidence": float(confidence),
+        "n_resamples": int(n_resamples),
+        "seed": int(seed),
+        "n_bins": int(n_bins),
+        "interval_method": "paired bootstrap over images, percentile; probability of improvement: stratified "
+                           "bootstrap over the runs of each (strata: split seeds), percentile",
+        "adjustment": found["adjustment"],
+        "alpha": found["alpha"],
+        "n_comparisons": found["n_comparisons"],
+        "p_method": found["p_method"],
+        "runs": {"a": {"name": name_a, "path": a.results.resolve().as_posix(), "classes": list(a.classes)},
+                 "b": {"name": name_b, "path": b.results.resolve().as_posix(), "classes": list(b.classes)}},
+        "seeds": first["seeds"],
+        "verdict": first["verdict"],
+        "notes": first["notes"],
+        "metrics": first["metrics"],
+        "per_seed": first["per_seed"],
+        "datasets": datasets,
+        "skipped": found["skipped"],
+        "general_notes": found["notes"],
     }
 
 
@@ -475,7 +651,7 @@ def _keys_text(keys: list[tuple[int, int]]) -> str:
     return ", ".join(f"split {s} seed {e}" for s, e in keys)
 
 
-def _notes(metrics: dict, only_a: list, only_b: list, name_a: str, name_b: str, k: int) -> list[str]:
+def _notes(metrics: dict, only_a: list, only_b: list, name_a: str, name_b: str, k: int, result: dict) -> list[str]:
     """Caveats for the reader: unmatched seeds, too few seeds for the across-seed tests, seeds that disagree."""
     notes = []
     if only_a:
@@ -491,6 +667,10 @@ def _notes(metrics: dict, only_a: list, only_b: list, name_a: str, name_b: str, 
         signs = {int(np.sign(x)) for x in r["per_seed_differences"]}
         if r["direction"] != 0 and -r["direction"] in signs:
             notes.append(f"In {r['label']} the per-seed differences do not all agree with the interval's direction.")
+        if r["direction"] != 0 and r["verdict"] not in SIGNS:
+            notes.append(f"In {r['label']} the {100 * result['confidence']:g}% interval excludes 0 but the "
+                         f"Holm-adjusted p-value ({p_value(r['p_holm'])}, over {result['n_comparisons']} "
+                         f"comparisons) is not below {result['alpha']:g}, so no difference is declared.")
     return notes
 
 
@@ -508,54 +688,83 @@ def _pp(x: float) -> str:
     return f"{100 * float(x):+.1f}".replace("-", "\u2212")
 
 
-def view(result: dict) -> dict:
-    """The template context: every number of `result` formatted as text."""
-    conf = f"{100 * result['confidence']:g}%"
+def _dataset_title(dataset: str) -> str:
+    return "Test split" if dataset == "test" else f"External set \u201c{dataset}\u201d"
+
+
+def _seed_keys(rows: list[dict]) -> str:
+    return ", ".join(f"{m['split_seed']}/{m['seed']}" for m in rows) or DASH
+
+
+def _dataset_view(d: dict) -> dict:
+    """One dataset's part of the template context."""
     metrics = []
-    for r in result["metrics"].values():
+    for m, r in d["metrics"].items():
+        gap = gap_estimate(r["difference"], r["low"], r["high"])
+        improvement = estimate(r["p_improvement"], r["pi_low"], r["pi_high"], "num")
         metrics.append({
             "label": r["label"],
+            "lower_better": not r["higher_is_better"],
             "a": pct1(r["a_mean"]),
             "b": pct1(r["b_mean"]),
-            "difference": str(gap_estimate(r["difference"], r["low"], r["high"])),
-            "direction": {1: "better", -1: "worse", 0: "none"}[r["direction"]],
-            "p_a_better": pct(r["p_a_better"], 1),
+            "difference": gap.value,
+            "difference_interval": gap.interval,
+            "css": {"better": "better", "worse": "worse"}.get(r["verdict"], "none"),
+            "p": p_value(r["p"]),
+            "p_holm": p_value(r["p_holm"]),
+            "verdict": r["verdict"],
+            "improvement": improvement.value,
+            "improvement_interval": improvement.interval,
             "sign_flip_p": p_value(r["sign_flip_p"]),
             "wilcoxon_p": p_value(r["wilcoxon_p"]),
             "conclusion": r["conclusion"],
         })
     seeds = []
-    for row in result["per_seed"]:
+    for row in d["per_seed"]:
         cells = []
-        for key in result["metrics"]:
+        for key in d["metrics"]:
             v = row["metrics"][key]
             cells.append({"a": pct1(v["a"]), "b": pct1(v["b"]), "difference": _pp(v["difference"])})
         mc = row["mcnemar"]
         seeds.append({"split_seed": row["split_seed"], "seed": row["seed"], "n": row["n"], "cells": cells,
                       "b": mc["b"], "c": mc["c"], "p": p_value(mc["p"])})
-    matched = result["seeds"]["matched"]
+    matched = d["seeds"]["matched"]
+    return {
+        "name": d["dataset"],
+        "title": _dataset_title(d["dataset"]),
+        "verdict": d["verdict"],
+        "notes": d["notes"],
+        "metrics": metrics,
+        "metric_labels": [r["label"] for r in d["metrics"].values()],
+        "seeds": seeds,
+        "matched": _seed_keys(matched),
+        "n_matched": len(matched),
+        "n_images": " or ".join(str(n) for n in sorted({m["n"] for m in matched})),
+        "only_a": _seed_keys(d["seeds"]["only_a"]),
+        "only_b": _seed_keys(d["seeds"]["only_b"]),
+    }
+
+
+def view(result: dict) -> dict:
+    """The template context: every number of `result` formatted as text, one block per dataset."""
     runs = result["runs"]
-    n_images = sorted({m["n"] for m in matched})
+    datasets = result["datasets"]
     return {
         "title": f"Comparison: {runs['a']['name']} vs {runs['b']['name']}",
         "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip(),
-        "dataset": result["dataset"],
-        "confidence": conf,
+        "confidence": f"{100 * result['confidence']:g}%",
         "n_resamples": f"{result['n_resamples']:,}".replace(",", "\u2009"),
         "seed": result["seed"],
+        "n_bins": result["n_bins"],
+        "alpha": f"{result['alpha']:g}",
+        "n_comparisons": result["n_comparisons"],
         "a": runs["a"],
         "b": runs["b"],
         "classes": ", ".join(runs["a"]["classes"]),
-        "matched": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in matched),
-        "n_matched": len(matched),
-        "n_images": " or ".join(str(n) for n in n_images),
-        "only_a": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in result["seeds"]["only_a"]) or DASH,
-        "only_b": ", ".join(f"{m['split_seed']}/{m['seed']}" for m in result["seeds"]["only_b"]) or DASH,
-        "verdict": result["verdict"],
-        "notes": result["notes"],
-        "metrics": metrics,
-        "metric_labels": [r["label"] for r in result["metrics"].values()],
-        "seeds": seeds,
+        "dataset_names": ", ".join(datasets),
+        "datasets": [_dataset_view(d) for d in datasets.values()],
+        "skipped": [f"{_dataset_title(s['dataset'])}: {s['reason']}" for s in result["skipped"]],
+        "general_notes": result["general_notes"],
     }
 
 

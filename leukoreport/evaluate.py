@@ -27,17 +27,22 @@ def load_model(path: str | Path, cpu: bool = True):
         raise LeukoError(f"{path}: cannot load fastai learner ({type(exc).__name__}: {exc})") from exc
 
 
-def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0) -> pd.DataFrame:
+def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0, tta: bool = False,
+            seed: int = 0) -> pd.DataFrame:
     """Rows of ``images`` (path, label) with prediction, one ``prob_<class>`` column per class, and loss.
 
-    ``loss`` is the cross-entropy of the true class, ``-ln p(label)``.
+    ``loss`` is the cross-entropy of the true class, ``-ln p(label)``; ``tta`` as in ``predict_with_features``.
     """
-    return predict_with_features(learn, images, batch_size, num_workers)[0]
+    return predict_with_features(learn, images, batch_size, num_workers, tta, seed)[0]
 
 
-def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0
-                          ) -> tuple[pd.DataFrame, Embeddings]:
-    """``predict`` and the pooled backbone features of every image, from the same single forward pass."""
+def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0,
+                          tta: bool = False, seed: int = 0) -> tuple[pd.DataFrame, Embeddings]:
+    """``predict`` and the pooled backbone features of every image, from the same single forward pass.
+
+    With ``tta`` the probabilities come from fastai ``learn.tta`` seeded with ``seed`` (``predict.seeded_tta``);
+    the features still come from the one plain forward pass.
+    """
     classes = [str(c) for c in learn.dls.vocab]
     unknown = sorted(set(images["label"]) - set(classes))
     if unknown:
@@ -49,6 +54,11 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
     with learn.no_bar(), pooled_features(learn.model) as batches:
         probs, _ = learn.get_preds(dl=dl)
     features = np.concatenate(batches)
+    if tta:
+        from leukoreport.predict import seeded_tta
+
+        with learn.no_bar():
+            probs = seeded_tta(learn, dl, seed).detach().cpu()
     probs = probs.float().numpy().astype(np.float64)
     out["prediction"] = [classes[i] for i in probs.argmax(axis=1)]
     for col, values in zip(prob_columns(classes), probs.T):

@@ -124,16 +124,23 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
     With ``tta``, fastai ``Learner.tta`` (4 passes with the training augmentation, averaged, then
     ``0.75 * augmented + 0.25 * plain``), its random augmentations seeded with ``seed``.
     """
-    from fastai.torch_core import set_seed
-
     dl = learn.dls.test_dl(list(paths), bs=batch_size, device=learn.dls.device)
     with learn.no_bar():
         if tta:
-            set_seed(seed, reproducible=True)
-            probs, _ = learn.tta(dl=dl)
+            probs = seeded_tta(learn, dl, seed)
         else:
             probs, _ = learn.get_preds(dl=dl)
     return probs.detach().cpu().float().numpy().astype(np.float64)
+
+
+def seeded_tta(learn, dl, seed: int):
+    """fastai ``learn.tta(dl=dl)`` probabilities with its random augmentations seeded by
+    ``set_seed(seed, reproducible=True)`` just before, so that a rerun repeats them."""
+    from fastai.torch_core import set_seed
+
+    set_seed(seed, reproducible=True)
+    probs, _ = learn.tta(dl=dl)
+    return probs
 
 
 def _predict_each(learn, paths: list[Path], batch_size: int, tta: bool, seed: int

@@ -472,10 +472,26 @@ def config_yaml(config: dict) -> str:
     return text.rstrip()
 
 
+def seed_sections(results_dir: Path, keys: list[RunKey], datasets: list[str], gaps: pd.DataFrame) -> list[dict]:
+    """One context per run (training, every dataset), with each external set's gap to the test accuracy."""
+    seed_ctx = [_seed(results_dir, k, datasets) for k in keys]
+    for s in seed_ctx:
+        for d in s["datasets"]:
+            row = gaps[(gaps["split_seed"] == s["split_seed"]) & (gaps["seed"] == s["seed"])
+                       & (gaps["dataset"] == d["name"])]
+            if d["name"] != "test" and len(row) == 1:
+                d["gap"] = gap_estimate(row["gap"].iloc[0], row["gap_low"].iloc[0], row["gap_high"].iloc[0])
+    return seed_ctx
+
+
 def build_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
-                  run_info: RunInfo) -> dict:
-    """Everything the template shows, formatted, from the files of docs/results.md."""
+                  run_info: RunInfo, shared_dir: str | Path | None = None) -> dict:
+    """Everything the template shows, formatted, from the files of docs/results.md.
+
+    `shared_dir` holds the splits, external lists, weights and leakage audit (default: `results_dir`).
+    """
     results_dir = Path(results_dir)
+    shared = Path(shared_dir) if shared_dir is not None else results_dir
     seeds = [int(s) for s in seeds]
     datasets = [str(d) for d in datasets]
     if not seeds:
@@ -483,11 +499,14 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     if not datasets:
         raise LeukoError("datasets: no datasets to report")
     config = dict(config or {})
-    weights = _weights(results_dir)
+    weights = _weights(shared)
     keys = run_keys(splits, seeds)
     if not keys:
         raise LeukoError("split_seeds: no split seeds to report")
-    seed_ctx = [_seed(results_dir, k, datasets) for k in keys]
+    table, gaps = _summary_tables(results_dir)
+    seed_ctx = seed_sections(results_dir, keys, datasets, gaps)
+    for number, s in enumerate(seed_ctx, start=9):
+        s["number"] = number
     classes = seed_ctx[0]["datasets"][0]["per_class"]
     classes = [r["label"] for r in classes]
     notes = []
@@ -497,17 +516,10 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
             notes.append(f"{s['label']} was trained with a different recipe from {seed_ctx[0]['label']}; "
                          f"see its section")
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(results_dir, keys[0].split_seed, datasets, classes, citation)
-    table, gaps = _summary_tables(results_dir)
-    leakage = [_leakage(results_dir, split) for split in dict.fromkeys(k.split_seed for k in keys)]
+    data = _data(shared, keys[0].split_seed, datasets, classes, citation)
+    leakage = [_leakage(shared, split) for split in dict.fromkeys(k.split_seed for k in keys)]
     validity = read_validity(results_dir)
     external = _external(gaps, data, validity)
-    for s in seed_ctx:
-        for d in s["datasets"]:
-            row = gaps[(gaps["split_seed"] == s["split_seed"]) & (gaps["seed"] == s["seed"])
-                       & (gaps["dataset"] == d["name"])]
-            if d["name"] != "test" and len(row) == 1:
-                d["gap"] = gap_estimate(row["gap"].iloc[0], row["gap_low"].iloc[0], row["gap_high"].iloc[0])
     return {
         "title": TITLE,
         "run": {"date": run_info.date, "git_commit": run_info.git_commit, "device": run_info.device,
@@ -520,11 +532,14 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "data": data,
         "classes": classes,
         "seeds": seed_ctx,
+        "seed_groups": [{"title": None, "anchor": None, "seeds": seed_ctx}],
+        "variants": None,
+        "shift": 0,
         "summary": _summary(seed_ctx, datasets),
         "leakage": leakage,
         "external": external,
         "robustness": _robustness(results_dir, keys, datasets),
-        "validity": validity_section(results_dir, keys, datasets, png_data_uri),
+        "validity": validity_section(results_dir, keys, datasets, png_data_uri, shared),
         "card": model_card(config, weights, recipe, data, table, leakage, keys, validity_sentences(validity)),
         "notes": notes,
     }
@@ -678,15 +693,16 @@ def _headline(table: pd.DataFrame, dataset: str) -> dict:
 
 
 def summary_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
-                    run_info: RunInfo) -> dict:
+                    run_info: RunInfo, shared_dir: str | Path | None = None) -> dict:
     """What the two-page summary shows, from the summary tables, train.json files and the leakage audit."""
     results_dir = Path(results_dir)
+    shared = Path(shared_dir) if shared_dir is not None else results_dir
     seeds = [int(s) for s in seeds]
     keys = run_keys(splits, seeds)
     if not keys:
         raise LeukoError("seeds: no seeds to report")
     config = dict(config or {})
-    weights = _weights(results_dir)
+    weights = _weights(shared)
     trains = []
     for key in keys:
         tpath = run_folder(results_dir, key) / "train.json"
@@ -698,9 +714,9 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
                        "seconds": seconds(_key(train, "seconds", tpath)), "device": train.get("device", DASH)})
     classes = list(trains[0]["classes"])
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(results_dir, keys[0].split_seed, [str(d) for d in datasets], classes, citation)
+    data = _data(shared, keys[0].split_seed, [str(d) for d in datasets], classes, citation)
     table, gaps = _summary_tables(results_dir)
-    leakage = [_leakage(results_dir, split, with_pages=False) for split in dict.fromkeys(k.split_seed for k in keys)]
+    leakage = [_leakage(shared, split, with_pages=False) for split in dict.fromkeys(k.split_seed for k in keys)]
     headline = _headline(table, "test")
     validity = read_validity(results_dir)
     robustness = _robustness(results_dir, keys, ["test"])["datasets"][0]
@@ -724,6 +740,7 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
         "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
         "limitations": limitations(config, weights, data, table, leakage, keys, validity_sentences(validity)),
+        "variants": None,
         "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }
 

@@ -98,9 +98,14 @@ def _saliency(folder: Path, key: RunKey, uri) -> dict:
             "centre_share": pct1(share.mean()) if len(share) else DASH}
 
 
-def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list[str], uri) -> dict:
-    """Context of the "External validity" section: per dataset (test first, as the reference) every diagnostic."""
+def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list[str], uri,
+                     shared_dir: str | Path | None = None) -> dict:
+    """Context of the "External validity" section: per dataset (test first, as the reference) every diagnostic.
+
+    Image statistics are read from `shared_dir` (default `results_dir`), where the data steps wrote them.
+    """
     results_dir = Path(results_dir)
+    shared = Path(shared_dir) if shared_dir is not None else results_dir
     table = read_validity(results_dir)
     splits = list(dict.fromkeys(k.split_seed for k in keys))
     out = []
@@ -125,7 +130,7 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
             "title": "Test split (reference)" if name == "test" else f"External set: {name}",
             "rows": rows,
             "bands": _ood_bands(results_dir, keys[0], name), "bands_run": keys[0].label,
-            "image_shift": [s for s in (_image_shift(results_dir, sp, name, uri) for sp in splits) if s],
+            "image_shift": [s for s in (_image_shift(shared, sp, name, uri) for sp in splits) if s],
             "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri) for sp in splits) if a],
             "saliency": saliency,
         })

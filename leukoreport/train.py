@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leukoreport.augment import StainAugmentation, stain_transforms, strip_leukoreport
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path
 
@@ -55,6 +56,7 @@ class TrainConfig:
     schedule: str = "one_cycle"
     phases: list[PhaseConfig] = field(default_factory=list)
     augmentation: Augmentation = field(default_factory=Augmentation)
+    stain: StainAugmentation = field(default_factory=StainAugmentation)  # none: the paper's recipe
     num_workers: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -76,12 +78,23 @@ class TrainConfig:
             schedule=config["schedule"],
             phases=phases,
             augmentation=Augmentation(**config["augmentation"]),
+            stain=_stain_config(config),
             num_workers=config["num_workers"],
             device=config["device"],
             precision=config.get("precision", "fp32"),
             channels_last=config.get("channels_last", False),
             deterministic=config.get("deterministic", True),
         )
+
+
+def _stain_config(config: dict) -> StainAugmentation:
+    """``stain_augmentation`` of the train params; its absence is an error, never a silent default."""
+    if "stain_augmentation" not in config:
+        raise LeukoError("config key stain_augmentation: missing from the training parameters")
+    value = config["stain_augmentation"]
+    if not isinstance(value, dict) or set(value) - {"method", "strength"}:
+        raise LeukoError(f"config key stain_augmentation: expected {{method, strength}}, got {value!r}")
+    return StainAugmentation(**value)
 
 
 @dataclass
@@ -181,7 +194,8 @@ def describe_device(device: str) -> str:
 
 
 def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):
-    """fastai DataLoaders over the train and valid rows of ``split`` with the paper's augmentation.
+    """fastai DataLoaders over the train and valid rows of ``split`` with the paper's augmentation, then the
+    optional stain jitter of ``cfg.stain`` (training batches only, before the learner's ``Normalize``).
 
     Labels come from the parent folder (``parent_label``) and the split from ``IndexSplitter``, both fastai
     objects, so the exported learner stays loadable without leukoreport.
@@ -218,7 +232,7 @@ def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):
             max_lighting=aug.max_lighting,
             p_affine=aug.p_affine,
             p_lighting=aug.p_lighting,
-        ),
+        ) + stain_transforms(cfg.stain),
     )
     items = [Path(p) for p in rows["path"]]
     return block.dataloaders(items, bs=cfg.batch_size, num_workers=cfg.num_workers, device=device)
@@ -350,6 +364,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         rows += phase_rows
         phases.append(asdict(result))
     learn.dls = dls
+    strip_leukoreport(learn.dls)  # the stain jitter is train-only: the export must need fastai alone
     learn.model.to(memory_format=torch.contiguous_format)
     _fastai_optimizer(learn)
     n_images = len(dls.train_ds) * sum(r["phase"] > 0 for r in rows)
@@ -362,6 +377,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "size": cfg.size,
         "batch_size": cfg.batch_size,
         "schedule": cfg.schedule,
+        "stain_augmentation": asdict(cfg.stain),
         "classes": list(dls.vocab),
         "n_train": len(dls.train_ds),
         "n_valid": len(dls.valid_ds),
@@ -379,8 +395,10 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
 
 
 def export_learner(learn, out: str | Path) -> None:
-    """``Learner.export`` to ``out`` atomically, so a failed job leaves no model.pkl."""
+    """``Learner.export`` to ``out`` atomically, so a failed job leaves no model.pkl; leukoreport transforms
+    are removed from the learner's DataLoaders first."""
     out = Path(out).resolve()
+    strip_leukoreport(learn.dls)
     learn.path = out.parent
     with atomic_path(out) as tmp:
         learn.export(tmp)

@@ -152,11 +152,16 @@ def test_planted_errors_make_a_worse(planted):
     for m, r in result["metrics"].items():
         assert r["high"] < 0, m
         assert r["low"] <= r["difference"] <= r["high"]
-        assert r["p_a_better"] == 0.0 and r["p_b_better"] == 1.0
-        assert r["conclusion"].startswith(f"worse is worse than base in {r['label']}: worse \u2212 base = ")
+        # ECE: every prediction has confidence 0.8, so ECE = |accuracy - 0.8| and A (closer to 0.8) is better
+        word, (p_a, p_b) = ("better", (1.0, 0.0)) if m == "ece" else ("worse", (0.0, 1.0))
+        assert (r["p_a_better"], r["p_b_better"]) == (p_a, p_b), m
+        assert r["verdict"] == word and r["p_holm"] < 0.05, m
+        assert r["conclusion"].startswith(f"worse is {word} than base in {r['label']}: worse \u2212 base = ")
         assert "No difference" not in r["conclusion"]
-    assert result["verdict"] == ("Overall, worse is worse than base on the test split in accuracy, "
-                                 "balanced accuracy and macro F1.")
+    ece = [abs(1 - (5 + s - FIXED[s] + PLANTED[s]) / 200 - 0.8) - abs(1 - (5 + s) / 200 - 0.8) for s in SEEDS]
+    assert result["metrics"]["ece"]["per_seed_differences"] == pytest.approx(ece, abs=1e-12)
+    assert result["verdict"] == ("Overall, the result is mixed on the test split: worse is better than base in ECE "
+                                 "but worse in accuracy, balanced accuracy and macro F1.")
 
 
 def test_per_seed_metrics_match_sklearn(planted):

@@ -85,3 +85,29 @@ def test_train_sample_is_bounded_stratified_and_seeded(tiny_split, tmp_path):
     (tmp_path / "bad.npz").write_text("no")
     with pytest.raises(LeukoError, match="bad.npz: not an embeddings file"):
         load_embeddings(tmp_path / "bad.npz")
+
+
+def test_tta_predictions_are_fastai_tta_seeded_with_the_run_seed(model_path, tiny_split):
+    from fastai.torch_core import set_seed
+
+    from leukoreport.evaluate import predict_with_features
+
+    learn = load_model(model_path)
+    test = tiny_split[tiny_split["split"] == "test"]
+    cols = ["prob_alpha", "prob_beta", "prob_gamma"]
+    plain, plain_emb = predict_with_features(learn, test, batch_size=4)
+    tta, tta_emb = predict_with_features(learn, test, batch_size=4, tta=True, seed=5)
+    # independent: fastai's own TTA on a fresh test DataLoader, seeded the same way
+    dl = learn.dls.test_dl(list(test["path"]), bs=4)
+    set_seed(5, reproducible=True)
+    with learn.no_bar():
+        expected, _ = learn.tta(dl=dl)
+    np.testing.assert_allclose(tta[cols].to_numpy(), expected.numpy(), atol=1e-6)
+    assert np.abs(tta[cols].to_numpy() - plain[cols].to_numpy()).max() > 1e-4
+    assert list(tta["prediction"]) == [["alpha", "beta", "gamma"][i] for i in tta[cols].to_numpy().argmax(axis=1)]
+    true_p = [row[f"prob_{row['label']}"] for _, row in tta.iterrows()]
+    np.testing.assert_allclose(tta["loss"], -np.log(true_p), rtol=1e-9)
+    np.testing.assert_array_equal(tta_emb.features, plain_emb.features)  # embeddings: the plain forward pass
+    again = predict_with_features(learn, test, batch_size=4, tta=True, seed=5)[0]
+    other = predict_with_features(learn, test, batch_size=4, tta=True, seed=6)[0]
+    assert again[cols].equals(tta[cols]) and not other[cols].equals(tta[cols])

@@ -2,11 +2,23 @@ from snakemake.utils import validate
 
 from leukoreport.config import check_config
 from leukoreport.summary import run_keys, run_label
+from leukoreport.variants import reference_variant, variant_configs
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Recipe variants (config key `variants`): each variant's runs, summaries and diagnostics live under
+# results/variants/{variant}/ with the same layout as results/ of a single-recipe run; data, splits, caches,
+# the leakage audit and image statistics stay shared under results/.
+VARIANTS = variant_configs(
+    config, workflow.source_path("../schemas/config.schema.yaml")
+)
+REFERENCE = reference_variant(config)
+ROOT = "results/variants/{variant}" if VARIANTS else "results"
+LOGS = f"{ROOT}/logs"
+BENCH = f"{ROOT}/benchmarks"
 
 
 SPLITS = [int(s) for s in config["split_seeds"]]
@@ -24,14 +36,51 @@ wildcard_constraints:
     doc="report|summary",
     group="|".join(["train"] + DATASETS),
     size=r"\d+",
+    variant="|".join(VARIANTS) or "(?!)",
 
 
-RUN = "results/splits/{split}/seeds/{seed}"
+RUN = f"{ROOT}/splits/{{split}}/seeds/{{seed}}"
 
 
 def runs(pattern, **extra):
-    """`pattern` (relative to a run folder) for every split seed and training seed, as paths."""
-    return expand(f"{RUN}/{pattern}", split=SPLITS, seed=SEEDS, **extra)
+    """`pattern` (relative to a run folder) for every split seed and training seed; `{variant}` stays open."""
+    return expand(
+        f"{RUN}/{pattern}", split=SPLITS, seed=SEEDS, allow_missing=True, **extra
+    )
+
+
+def every(patterns, **wildcards):
+    """`expand` over the given wildcards and, with variants, over every variant."""
+    if VARIANTS:
+        wildcards["variant"] = list(VARIANTS)
+    return expand(patterns, **wildcards)
+
+
+def variants_outputs():
+    """The comparison of the variants (rule `variants`, `plot_variants`), or nothing for a single recipe."""
+    if not VARIANTS:
+        return []
+    return [
+        "results/summary/variants.json",
+        "results/summary/variants.csv",
+        "results/summary/variant_comparisons.csv",
+        "results/summary/variants",
+    ]
+
+
+def recipe(wildcards):
+    """The config of the job's variant (the whole config for a single recipe)."""
+    return VARIANTS[wildcards.variant] if VARIANTS else config
+
+
+def recipes():
+    """Every variant's config (the config alone for a single recipe)."""
+    return list(VARIANTS.values()) or [config]
+
+
+def variant_label(wildcards):
+    """'variant NAME · ' for figure titles of a variant's run, '' for a single recipe."""
+    return f"variant {wildcards.variant} · " if VARIANTS else ""
 
 
 def dataset_images(wildcards):
@@ -41,8 +90,8 @@ def dataset_images(wildcards):
     return f"results/data/external/{wildcards.dataset}.csv"
 
 
-def train_params():
-    """The training part of the config, passed to the train script."""
+def train_params(wildcards):
+    """The training part of the job's variant config, passed to the train script."""
     keys = [
         "size",
         "batch_size",
@@ -55,15 +104,17 @@ def train_params():
         "precision",
         "channels_last",
         "deterministic",
+        "stain_augmentation",
     ]
-    return {key: config[key] for key in keys}
+    cfg = recipe(wildcards)
+    return {key: cfg[key] for key in keys}
 
 
 def cache_input(wildcards):
     """The image cache of the run's split when `image_cache` is on, else nothing."""
     if not config["image_cache"]:
         return []
-    return f"results/splits/{wildcards.split}/cache{config['size']}.npz"
+    return f"results/splits/{wildcards.split}/cache{recipe(wildcards)['size']}.npz"
 
 
 def train_gpus():
@@ -135,8 +186,9 @@ def validity_files(kind):
             file=["image_shift.csv", "image_shift.png"],
         ),
         "label_audit": expand(
-            per_split,
+            f"{ROOT}/{per_split.removeprefix('results/')}",
             split=SPLITS,
+            allow_missing=True,
             dataset=DATASETS,
             file=["label_audit.json", "label_issues.csv", "label_issues"],
         ),

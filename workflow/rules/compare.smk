@@ -1,15 +1,15 @@
 rule compare:
     input:
-        "results/summary/metrics.csv",
+        f"{ROOT}/summary/metrics.csv",
         templates=["templates/compare.html.j2", "templates/compare.css"],
     output:
-        json="results/compare/compare.json",
-        html="results/compare/compare.html",
-        pdf="results/compare/compare.pdf",
+        json=f"{ROOT}/compare/compare.json",
+        html=f"{ROOT}/compare/compare.html",
+        pdf=f"{ROOT}/compare/compare.pdf",
     log:
-        "results/logs/compare.log",
+        f"{ROOT}/logs/compare.log",
     benchmark:
-        "results/benchmarks/compare.tsv"
+        f"{ROOT}/benchmarks/compare.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -21,5 +21,6 @@ rule compare:
         resamples=config["bootstrap_resamples"],
         seed=config["bootstrap_seed"],
         confidence=config["confidence_level"],
+        bins=config["calibration_bins"],
     script:
         "../scripts/compare.py"

@@ -8,9 +8,9 @@ rule evaluate:
         embeddings=f"{RUN}/{{dataset}}/embeddings.npz",
         metrics=f"{RUN}/{{dataset}}/metrics.json",
     log:
-        "results/logs/evaluate_split{split}_seed{seed}_{dataset}.log",
+        f"{ROOT}/logs/evaluate_split{{split}}_seed{{seed}}_{{dataset}}.log",
     benchmark:
-        "results/benchmarks/evaluate_split{split}_seed{seed}_{dataset}.tsv"
+        f"{ROOT}/benchmarks/evaluate_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 2
@@ -21,5 +21,6 @@ rule evaluate:
         batch_size=config["eval_batch_size"],
         device=config["device"],
         uncertainty=uncertainty_params(),
+        tta=lambda wc: recipe(wc)["tta"],
     script:
         "../scripts/evaluate.py"

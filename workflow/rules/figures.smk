@@ -14,9 +14,9 @@ rule plot_training:
             },
         ),
     log:
-        "results/logs/plot_training_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/plot_training_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/plot_training_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/plot_training_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -74,9 +74,9 @@ rule plot_dataset:
         ),
         errors=directory(f"{RUN}/{{dataset}}/errors"),
     log:
-        "results/logs/plot_dataset_split{split}_seed{seed}_{dataset}.log",
+        f"{ROOT}/logs/plot_dataset_split{{split}}_seed{{seed}}_{{dataset}}.log",
     benchmark:
-        "results/benchmarks/plot_dataset_split{split}_seed{seed}_{dataset}.tsv"
+        f"{ROOT}/benchmarks/plot_dataset_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1

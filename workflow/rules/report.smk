@@ -8,47 +8,57 @@ rule report_html:
             split=SPLITS,
             file=["leakage.csv", "leakage.json", "pairs"],
         ),
-        summary=[
-            "results/summary/metrics.csv",
-            "results/summary/external.csv",
-            "results/summary/seeds.csv",
-            "results/summary/robustness.json",
-            "results/summary/agreement.csv",
-            "results/summary/disagreement.csv",
-            "results/summary/robustness",
-        ],
-        ensemble=expand(
-            "results/splits/{split}/ensemble/{dataset}/metrics.json",
+        summary=every(
+            f"{ROOT}/summary/{{file}}",
+            file=[
+                "metrics.csv",
+                "external.csv",
+                "seeds.csv",
+                "robustness.json",
+                "agreement.csv",
+                "disagreement.csv",
+                "robustness",
+            ],
+        ),
+        ensemble=every(
+            f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
             split=SPLITS,
             dataset=DATASETS,
         ),
-        training=runs("{file}", file=["history.csv", "train.json", "loss_curves.png"]),
-        datasets=runs(
-            "{dataset}/{file}",
-            dataset=DATASETS,
-            file=[
-                "predictions.csv",
-                "metrics.json",
-                "confusion.png",
-                "per_class.png",
-                "reliability.png",
-                "top_losses.png",
-                "errors",
-            ],
+        training=every(
+            runs("{file}", file=["history.csv", "train.json", "loss_curves.png"])
         ),
-        validity=[
-            "results/summary/validity.csv",
-            "results/summary/image_shift.csv",
-            "results/summary/label_audit.csv",
-        ],
-        diagnostics=validity_files("image_shift")
-        + validity_files("label_audit")
-        + validity_files("gradcam")
-        + validity_files("shift")
-        + validity_figures(),
+        datasets=every(
+            runs(
+                "{dataset}/{file}",
+                dataset=DATASETS,
+                file=[
+                    "predictions.csv",
+                    "metrics.json",
+                    "confusion.png",
+                    "per_class.png",
+                    "reliability.png",
+                    "top_losses.png",
+                    "errors",
+                ],
+            )
+        ),
+        validity=every(
+            f"{ROOT}/summary/{{file}}",
+            file=["validity.csv", "image_shift.csv", "label_audit.csv"],
+        ),
+        diagnostics=every(
+            validity_files("image_shift")
+            + validity_files("label_audit")
+            + validity_files("gradcam")
+            + validity_files("shift")
+            + validity_figures()
+        ),
+        variants=variants_outputs(),
         templates=[
             "templates/report.html.j2",
             "templates/validity.html.j2",
+            "templates/variants.html.j2",
             "templates/report.css",
         ],
     output:
@@ -68,6 +78,8 @@ rule report_html:
         splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
+        variants=VARIANTS,
+        reference=REFERENCE,
     script:
         "../scripts/report_html.py"
 
@@ -78,20 +90,24 @@ rule summary_html:
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
         weights="results/weights/resnet18.json",
         audit=expand("results/splits/{split}/audit/leakage.json", split=SPLITS),
-        summary=[
-            "results/summary/metrics.csv",
-            "results/summary/external.csv",
-            "results/summary/curves.png",
-            "results/summary/confusion_test.png",
-            "results/summary/robustness.json",
-            "results/summary/robustness",
-        ],
-        ensemble=expand(
-            "results/splits/{split}/ensemble/test/metrics.json",
+        summary=every(
+            f"{ROOT}/summary/{{file}}",
+            file=[
+                "metrics.csv",
+                "external.csv",
+                "curves.png",
+                "confusion_test.png",
+                "robustness.json",
+                "robustness",
+                "validity.csv",
+            ],
+        ),
+        ensemble=every(
+            f"{ROOT}/splits/{{split}}/ensemble/test/metrics.json",
             split=SPLITS,
         ),
-        training=runs("train.json"),
-        validity="results/summary/validity.csv",
+        training=every(runs("train.json")),
+        variants=variants_outputs(),
         templates=["templates/summary.html.j2", "templates/summary.css"],
     output:
         "results/report/summary.html",
@@ -110,6 +126,8 @@ rule summary_html:
         splits=SPLITS,
         seeds=SEEDS,
         datasets=DATASETS,
+        variants=VARIANTS,
+        reference=REFERENCE,
     script:
         "../scripts/summary_html.py"
 

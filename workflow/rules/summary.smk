@@ -2,12 +2,12 @@ rule summarize:
     input:
         runs("{dataset}/metrics.json", dataset=DATASETS),
     output:
-        metrics="results/summary/metrics.csv",
-        external="results/summary/external.csv",
+        metrics=f"{ROOT}/summary/metrics.csv",
+        external=f"{ROOT}/summary/external.csv",
     log:
-        "results/logs/summarize.log",
+        f"{ROOT}/logs/summarize.log",
     benchmark:
-        "results/benchmarks/summarize.tsv"
+        f"{ROOT}/benchmarks/summarize.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -24,21 +24,21 @@ rule plot_summary:
         metrics=runs("test/metrics.json"),
     output:
         curves=report(
-            "results/summary/curves.png",
+            f"{ROOT}/summary/curves.png",
             caption="../report/summary_figures.rst",
             category="Summary",
             labels={"figure": "training curves, all runs"},
         ),
         confusion=report(
-            "results/summary/confusion_test.png",
+            f"{ROOT}/summary/confusion_test.png",
             caption="../report/summary_figures.rst",
             category="Summary",
             labels={"figure": "test confusion, summed over runs"},
         ),
     log:
-        "results/logs/plot_summary.log",
+        f"{ROOT}/logs/plot_summary.log",
     benchmark:
-        "results/benchmarks/plot_summary.tsv"
+        f"{ROOT}/benchmarks/plot_summary.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -54,17 +54,18 @@ rule plot_summary:
 rule ensemble:
     input:
         predictions=expand(
-            "results/splits/{{split}}/seeds/{seed}/{{dataset}}/predictions.csv",
+            f"{ROOT}/splits/{{split}}/seeds/{{seed}}/{{dataset}}/predictions.csv",
             seed=SEEDS,
+            allow_missing=True,
         ),
         split="results/splits/{split}/split.csv",
     output:
-        predictions="results/splits/{split}/ensemble/{dataset}/predictions.csv",
-        metrics="results/splits/{split}/ensemble/{dataset}/metrics.json",
+        predictions=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
+        metrics=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
     log:
-        "results/logs/ensemble_split{split}_{dataset}.log",
+        f"{ROOT}/logs/ensemble_split{{split}}_{{dataset}}.log",
     benchmark:
-        "results/benchmarks/ensemble_split{split}_{dataset}.tsv"
+        f"{ROOT}/benchmarks/ensemble_split{{split}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -83,19 +84,20 @@ rule robustness:
         metrics=runs("{dataset}/metrics.json", dataset=DATASETS),
         predictions=runs("{dataset}/predictions.csv", dataset=DATASETS),
         ensemble=expand(
-            "results/splits/{split}/ensemble/{dataset}/metrics.json",
+            f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
             split=SPLITS,
             dataset=DATASETS,
+            allow_missing=True,
         ),
     output:
-        seeds="results/summary/seeds.csv",
-        robustness="results/summary/robustness.json",
-        agreement="results/summary/agreement.csv",
-        disagreement="results/summary/disagreement.csv",
+        seeds=f"{ROOT}/summary/seeds.csv",
+        robustness=f"{ROOT}/summary/robustness.json",
+        agreement=f"{ROOT}/summary/agreement.csv",
+        disagreement=f"{ROOT}/summary/disagreement.csv",
     log:
-        "results/logs/robustness.log",
+        f"{ROOT}/logs/robustness.log",
     benchmark:
-        "results/benchmarks/robustness.tsv"
+        f"{ROOT}/benchmarks/robustness.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -110,15 +112,15 @@ rule robustness:
 
 rule plot_robustness:
     input:
-        seeds="results/summary/seeds.csv",
-        agreement="results/summary/agreement.csv",
-        robustness="results/summary/robustness.json",
+        seeds=f"{ROOT}/summary/seeds.csv",
+        agreement=f"{ROOT}/summary/agreement.csv",
+        robustness=f"{ROOT}/summary/robustness.json",
     output:
-        directory("results/summary/robustness"),
+        directory(f"{ROOT}/summary/robustness"),
     log:
-        "results/logs/plot_robustness.log",
+        f"{ROOT}/logs/plot_robustness.log",
     benchmark:
-        "results/benchmarks/plot_robustness.tsv"
+        f"{ROOT}/benchmarks/plot_robustness.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1

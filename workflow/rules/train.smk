@@ -12,7 +12,7 @@ rule weights:
         mem_mb=1000,
         runtime=10,
     params:
-        pretrained=config["pretrained"],
+        pretrained=any(cfg["pretrained"] for cfg in recipes()),
         download=config["download_weights"],
     script:
         "../scripts/weights.py"
@@ -29,9 +29,9 @@ rule train:
         history=f"{RUN}/history.csv",
         info=f"{RUN}/train.json",
     log:
-        "results/logs/train_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/train_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/train_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/train_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: config["train_threads"]
@@ -40,7 +40,7 @@ rule train:
         runtime=config["train_runtime_min"],
         gpu=train_gpus(),
     params:
-        train=train_params(),
+        train=train_params,
         split_seed=lambda wc: int(wc.split),
     script:
         "../scripts/train.py"

@@ -10,9 +10,9 @@ rule embed_train:
     output:
         f"{RUN}/train_embeddings.npz",
     log:
-        "results/logs/embed_train_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/embed_train_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/embed_train_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/embed_train_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 2
@@ -91,9 +91,9 @@ rule shift:
             allow_missing=True,
         ),
     log:
-        "results/logs/shift_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/shift_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/shift_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/shift_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -122,9 +122,9 @@ rule plot_shift:
         risk_coverage=f"{RUN}/validity/risk_coverage.png",
         bands=f"{RUN}/validity/ood_bands.png",
     log:
-        "results/logs/plot_shift_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/plot_shift_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/plot_shift_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/plot_shift_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -133,22 +133,23 @@ rule plot_shift:
         runtime=10,
     params:
         datasets=DATASETS,
-        label=lambda wc: run_label(int(wc.split), int(wc.seed), len(SPLITS)),
+        label=lambda wc: variant_label(wc)
+        + run_label(int(wc.split), int(wc.seed), len(SPLITS)),
     script:
         "../scripts/plot_shift.py"
 
 
 rule label_audit:
     input:
-        "results/splits/{split}/ensemble/{dataset}/predictions.csv",
+        f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
     output:
-        table="results/splits/{split}/validity/{dataset}/label_issues.csv",
-        summary="results/splits/{split}/validity/{dataset}/label_audit.json",
-        gallery=directory("results/splits/{split}/validity/{dataset}/label_issues"),
+        table=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_issues.csv",
+        summary=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_audit.json",
+        gallery=directory(f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_issues"),
     log:
-        "results/logs/label_audit_split{split}_{dataset}.log",
+        f"{ROOT}/logs/label_audit_split{{split}}_{{dataset}}.log",
     benchmark:
-        "results/benchmarks/label_audit_split{split}_{dataset}.tsv"
+        f"{ROOT}/benchmarks/label_audit_split{{split}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -177,9 +178,9 @@ rule gradcam:
             f"{RUN}/{{dataset}}/saliency.png", dataset=DATASETS, allow_missing=True
         ),
     log:
-        "results/logs/gradcam_split{split}_seed{seed}.log",
+        f"{ROOT}/logs/gradcam_split{{split}}_seed{{seed}}.log",
     benchmark:
-        "results/benchmarks/gradcam_split{split}_seed{seed}.tsv"
+        f"{ROOT}/benchmarks/gradcam_split{{split}}_seed{{seed}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 2
@@ -202,13 +203,13 @@ rule validity_summary:
         image_shift=validity_files("image_shift"),
         label_audit=validity_files("label_audit"),
     output:
-        validity="results/summary/validity.csv",
-        image_shift="results/summary/image_shift.csv",
-        label_audit="results/summary/label_audit.csv",
+        validity=f"{ROOT}/summary/validity.csv",
+        image_shift=f"{ROOT}/summary/image_shift.csv",
+        label_audit=f"{ROOT}/summary/label_audit.csv",
     log:
-        "results/logs/validity_summary.log",
+        f"{ROOT}/logs/validity_summary.log",
     benchmark:
-        "results/benchmarks/validity_summary.tsv"
+        f"{ROOT}/benchmarks/validity_summary.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1

@@ -1,4 +1,4 @@
-"""Compare this run (A) with the run named by config compare_with (B) on the same test images."""
+"""Compare this run (A) with the run named by config compare_with (B) on every dataset both evaluated."""
 
 from pathlib import Path
 
@@ -12,6 +12,7 @@ with step_log(snakemake.log[0]):
                          "e.g. --config compare_with=../baseline")
     results = Path(snakemake.input[0]).parents[1]
     result = compare_runs(results, snakemake.params.other, snakemake.params.resamples, snakemake.params.seed,
-                          snakemake.params.confidence)
+                          snakemake.params.confidence, n_bins=snakemake.params.bins)
     write_comparison(result, Path(snakemake.output.json).parent, Path(snakemake.input.templates[0]).parent)
-    print(result["verdict"])
+    for part in result["datasets"].values():
+        print(part["verdict"])

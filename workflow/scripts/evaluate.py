@@ -1,4 +1,5 @@
-"""Predict one dataset with one seed's model (one forward pass: predictions and features) and score it."""
+"""Predict one dataset with one seed's model (one forward pass: predictions and features; optional seeded TTA
+for the predictions) and score it."""
 
 import pandas as pd
 
@@ -16,12 +17,15 @@ with step_log(snakemake.log[0]):
         images = images[images["split"] == "test"]
     split = pd.read_csv(snakemake.input.split)
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
-    predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads)
+    tta, seed = bool(snakemake.params.tta), int(snakemake.wildcards.seed)  # TTA seeded with the training seed
+    predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads,
+                                                    tta, seed)
     classes = [str(c) for c in learn.dls.vocab]
     uncertainty = Uncertainty.from_config(snakemake.params.uncertainty)
     metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),
                               uncertainty, int(snakemake.wildcards.split))
     add_baselines(metrics, predictions, split.loc[split["split"] == "train", "label"], uncertainty)
+    metrics["tta"] = tta
     write_csv(predictions, snakemake.output.predictions)
     save_embeddings(embeddings, snakemake.output.embeddings)
     write_json(metrics, snakemake.output.metrics)
