@@ -340,6 +340,10 @@ def add_weights(commands: argparse._SubParsersAction) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Time the project's training path against a plain fastai script and write the JSON."""
+    if args.scale:  # the scaling benchmark: the whole workflow at several data sizes
+        from leukoreport.scaling import run_from_args
+
+        return run_from_args(args)
     from leukoreport.bench import BenchSettings, format_report, run_bench as bench
 
     settings = BenchSettings(data_dir=args.data_dir, images=args.images, epochs=args.epochs, size=args.size,
@@ -377,7 +381,7 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
                         help="torch CPU threads for both variants; 0 keeps torch's default (default: 0)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="the project's precision: auto = bf16 autocast where the device has native bf16 "
-                             "(CUDA, or a CPU with AMX), else fp32 (default: auto)")
+                             "(CUDA, or a CPU with AMX or AVX512-BF16), else fp32 (default: auto)")
     parser.add_argument("--no-cache", action="store_true", help="project variant without the image cache")
     parser.add_argument("--no-lean-loop", action="store_true",
                         help="project variant with fastai's own optimizer step and per-batch recording")
@@ -387,6 +391,18 @@ def add_bench(commands: argparse._SubParsersAction) -> None:
                         help="ImageFolder to take the images from (default: data/leukocytes)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="JSON to write (default: results/bench/bench-DEVICE-Nimg-Spx.json)")
+    parser.add_argument("--scale", default=None, metavar="N1,N2,...",
+                        help="instead: the scaling benchmark. For each size a synthetic ImageFolder of N images made "
+                             "from --data-dir (seeded crops, flips, noise) runs through the whole workflow (1 seed, "
+                             "--epochs per phase, 10 batches per epoch, --size, --batch-size, --device); seconds and "
+                             "peak RSS of every step from Snakemake's benchmark files go to "
+                             "results/bench/scale-MACHINE.json (or --out) with a log-log PNG beside it")
+    parser.add_argument("--scratch", type=Path, default=Path("results/bench/scale"), metavar="DIR",
+                        help="with --scale: folder for the synthetic images and project copies "
+                             "(default: results/bench/scale)")
+    parser.add_argument("--keep", action="store_true", help="with --scale: keep each size's scratch folder")
+    parser.add_argument("--cores", type=_cores, default="all", metavar="N",
+                        help="with --scale: Snakemake --cores, also the processes making images (default: all)")
     parser.set_defaults(func=run_bench)
 
 

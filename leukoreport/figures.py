@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import textwrap
@@ -25,25 +26,40 @@ from matplotlib.transforms import Bbox  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from leukoreport.errors import LeukoError  # noqa: E402
+from leukoreport.files import write_json  # noqa: E402
 from leukoreport.metrics import misclassified  # noqa: E402
 
 DPI = 150
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
 THUMB_PX = 256
+# Images (and table rows) the report shows per seed and dataset; config key `report_limits` overrides them.
+# Every item stays in the CSV beside the figure (predictions.csv, leakage.csv, agreement.csv, label_issues.csv).
+REPORT_LIMITS = {"errors": 24, "error_rows": 20, "pairs": 8, "pair_rows": 24, "agreement": 18,
+                 "label_rows": 10}
+GALLERY_META = "gallery.json"
 # for figures about 10 inches wide: still about 8 pt when scaled to the 16.5 cm text width
 WIDE_STYLE = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13,
               "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12}
 
 
-def _save(fig: Figure, out: str | Path) -> None:
-    """Write `fig` as a PNG (150 dpi, tight bbox), creating parents, and close it."""
+def _save(fig: Figure, out: str | Path, palette: bool = False) -> None:
+    """Write `fig` as a PNG (150 dpi, tight bbox), creating parents, and close it. With `palette` (photo
+    galleries) the PNG holds 256 dithered colours: about a fifth of the bytes, the cells look the same."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fig.savefig(out, dpi=DPI, bbox_inches="tight", format="png")
+        if not palette:
+            fig.savefig(out, dpi=DPI, bbox_inches="tight", format="png")
+            return
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=DPI, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
+    buffer.seek(0)
+    with Image.open(buffer) as img:
+        img.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG",
+                                                                                       optimize=True)
 
 
 def note_figure(text: str, out: str | Path, width: float = 5.0) -> None:
@@ -52,6 +68,46 @@ def note_figure(text: str, out: str | Path, width: float = 5.0) -> None:
         fig = plt.figure(figsize=(width, 1.0))
         fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, parse_math=False)
         _save(fig, out)
+
+
+def report_limits(config: dict | None = None) -> dict[str, int]:
+    """REPORT_LIMITS updated with ``config["report_limits"]``; LeukoError naming a bad or unknown key."""
+    given = (config or {}).get("report_limits") or {}
+    if not isinstance(given, dict):
+        raise LeukoError(f"report_limits: must be a mapping, got {given!r}")
+    limits = dict(REPORT_LIMITS)
+    for key, value in given.items():
+        if key not in REPORT_LIMITS:
+            raise LeukoError(f"report_limits: unknown key '{key}' (known: {', '.join(REPORT_LIMITS)})")
+        limits[key] = _positive_limit(value, f"report_limits.{key}")
+    return limits
+
+
+def _positive_limit(value: object, name: str) -> int:
+    """`value` as a positive int, or LeukoError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise LeukoError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def left_out_text(shown: int, total: int, noun: str, listed_in: str) -> str:
+    """The sentence under a capped gallery or table: 'showing 30 of 750 misclassified images (720 not
+    shown); all are listed in predictions.csv'; '' when nothing is left out."""
+    if shown >= total:
+        return ""
+    return f"showing {shown} of {total} {noun} ({total - shown} not shown); all are listed in {listed_in}"
+
+
+def write_gallery_meta(path: str | Path, total: int, paths: list[str], noun: str, listed_in: str,
+                       order: str, titles: list[str], **extra) -> dict:
+    """Write what a gallery shows as JSON beside it (``total``, ``shown``, ``not_shown``, the
+    left-out ``note``, ``order``, the page ``titles`` and the drawn ``paths`` in order); returns it."""
+    meta = {"total": int(total), "shown": len(paths), "not_shown": int(total) - len(paths), "noun": noun,
+            "listed_in": listed_in, "order": order,
+            "note": left_out_text(len(paths), int(total), noun, listed_in), "titles": titles,
+            "paths": [str(p) for p in paths], **extra}
+    write_json(meta, path)
+    return meta
 
 
 def _key(d: dict, key: str, where: str):
@@ -272,10 +328,11 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
                   title_size: float = 10, name_size: float = 7.5,
                   name_limit: int | None = None,
                   badge: Callable[[pd.Series], str] | None = None,
-                  suptitle_size: float = 13) -> None:
+                  suptitle_size: float = 13) -> list[str]:
     """One gallery page: a thumbnail per row of `page` titled by ``cell_title(row)`` (text and
     colour; a colour also frames the thumbnail and backs the ``badge(row)`` word written on it),
-    the file name (cut to `name_limit`) below in grey."""
+    the file name (cut to `name_limit`) below in grey; returns the paths drawn, in order."""
+    drawn: list[str] = []
     ncols = min(columns, len(page))
     nrows = math.ceil(len(page) / ncols)
     with plt.rc_context(STYLE):
@@ -287,6 +344,7 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
             ax.axis("off")
         for ax, (_, row) in zip(axes.flat, page.iterrows()):
             ax.imshow(_thumbnail(root / str(row["path"])))
+            drawn.append(str(row["path"]))
             text, colour = cell_title(row)
             ax.set_title(text, fontsize=title_size, pad=3, parse_math=False, **({"color": colour} if colour else {}))
             if colour:
@@ -301,7 +359,8 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
             ax.text(0.5, -0.03, name, transform=ax.transAxes, parse_math=False,
                     ha="center", va="top", fontsize=name_size, color="0.3")
         fig.suptitle(suptitle, fontsize=suptitle_size, parse_math=False)
-        _save(fig, out)
+        _save(fig, out, palette=True)
+    return drawn
 
 
 def _error_title(row: pd.Series) -> tuple[str, None]:
@@ -310,22 +369,30 @@ def _error_title(row: pd.Series) -> tuple[str, None]:
 
 
 def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Path,
-                       root: str | Path = ".", columns: int = 6, rows: int = 5) -> int:
-    """Every misclassified image, most confident first, on pages ``out_dir/page-NN.png`` of
-    ``columns x rows`` thumbnails (one page saying so when there are none); returns the count."""
+                       root: str | Path = ".", columns: int = 6, rows: int = 5,
+                       limit: int | None = REPORT_LIMITS["errors"]) -> int:
+    """The `limit` most confident misclassified images (all when `limit` is None), most confident
+    first, on pages ``out_dir/page-NN.png`` of ``columns x rows`` thumbnails (one page saying so
+    when there are none); each title says how many are not shown. What was drawn goes to
+    ``out_dir/gallery.json`` (write_gallery_meta); returns the number of errors."""
     missing = [c for c in ("path", "label", "prediction") if c not in pred.columns]
     if missing:
         raise LeukoError(f"predictions: missing column(s) {missing}")
     if columns < 1 or rows < 1:
         raise LeukoError(f"error gallery: columns and rows must be at least 1, got {columns}, {rows}")
+    if limit is not None:
+        limit = _positive_limit(limit, "error gallery: limit")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("page-*.png"):
         old.unlink()
     n_errors = int((pred["label"] != pred["prediction"]).sum())
+    noun, listed_in, order = "misclassified images", "predictions.csv", "most confident first"
 
     if n_errors == 0:
-        note_figure(f"No misclassified images ({len(pred)} images)", out_dir / "page-01.png", 4.5)
+        title = f"No misclassified images ({len(pred)} images)"
+        note_figure(title, out_dir / "page-01.png", 4.5)
+        write_gallery_meta(out_dir / GALLERY_META, 0, [], noun, listed_in, order, [title])
         return 0
 
     wrong = pred[pred["label"] != pred["prediction"]]
@@ -335,13 +402,21 @@ def plot_error_gallery(pred: pd.DataFrame, classes: list[str], out_dir: str | Pa
         if f"prob_{c}" not in pred.columns:
             raise LeukoError(f"predictions: missing column 'prob_{c}'")
     errors = misclassified(pred)
+    if limit is not None:
+        errors = errors.head(limit)
+    shown = len(errors)
+    note = left_out_text(shown, n_errors, noun, listed_in)
     per_page = columns * rows
-    for number, first in enumerate(range(0, n_errors, per_page), start=1):
+    titles, drawn = [], []
+    for number, first in enumerate(range(0, shown, per_page), start=1):
         page = errors.iloc[first:first + per_page]
-        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_errors else ""
-        _gallery_page(page, Path(root), columns, out_dir / f"page-{number:02d}.png",
-                      f"Misclassified images: {span}{n_errors} errors in {len(pred)} images",
-                      _error_title)
+        span = f"{first + 1}–{first + len(page)} of " if per_page < shown else ""
+        title = (f"Misclassified images: {span}{n_errors} errors in {len(pred)} images"
+                 + (f", {order}\n{note}" if note else ""))
+        titles.append(title)
+        drawn += _gallery_page(page, Path(root), columns, out_dir / f"page-{number:02d}.png", title,
+                               _error_title)
+    write_gallery_meta(out_dir / GALLERY_META, n_errors, drawn, noun, listed_in, order, titles)
     return n_errors
 
 
@@ -500,17 +575,47 @@ def _image_caption(group: object, label: object, width: int = 24) -> str:
     return text if len(text) <= width else f"{_short_name(group, 28)}\n{label}"
 
 
-def _pair_page(page: pd.DataFrame, first: int, n_pairs: int, counts: str, root: Path,
-               out: Path) -> None:
-    """One page of the pair gallery: two pairs per row, each pair boxed with its caption."""
+# most informative first: pairs that leak between training and evaluation data before duplicates within a set
+PAIR_SCOPE_ORDER = ("across splits", "training vs external", "within split", "within external",
+                    "across external sets")
+PAIR_ORDER = ("exact before near, different labels first, across splits and training vs external before "
+              "within a set, then by distance")
+
+
+def pair_rows(pairs: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
+    """The pairs of a leakage table most informative first (PAIR_ORDER; ties keep the table's order),
+    with ``number``, the pair's row in the table (1 = first), at most `limit` of them (all when None)."""
+    missing = [c for c in ("kind", "scope", "distance", "same_label") if c not in pairs.columns]
+    if missing:
+        raise LeukoError(f"pairs: missing column(s) {missing}")
+    if limit is not None:
+        limit = _positive_limit(limit, "pairs: limit")
+    distance = pd.to_numeric(pairs["distance"], errors="coerce")
+    if distance.isna().any():
+        raise LeukoError("pairs: column 'distance' has missing or non-numeric values")
+    scopes = {s: i for i, s in enumerate(PAIR_SCOPE_ORDER)}
+    order = pairs.reset_index(drop=True).assign(
+        number=range(1, len(pairs) + 1),
+        _kind=[0 if str(k) == "exact" else 1 for k in pairs["kind"]],
+        _same=[int(_truthy(v)) for v in pairs["same_label"]],
+        _scope=[scopes.get(str(v), len(scopes)) for v in pairs["scope"]],
+        _distance=distance.to_numpy())
+    order = order.sort_values(["_kind", "_same", "_scope", "_distance", "number"], kind="stable")
+    order = order.drop(columns=["_kind", "_same", "_scope", "_distance"])
+    return order if limit is None else order.head(limit)
+
+
+def _pair_page(page: pd.DataFrame, title: str, root: Path, out: Path) -> list[str]:
+    """One page of the pair gallery: two pairs per row, each pair boxed with its caption (``#number``:
+    the pair's row in leakage.csv); returns the paths drawn, a then b."""
     nrows = math.ceil(len(page) / 2)
+    drawn: list[str] = []
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(9.2, 3.3 * nrows + 0.5), layout="constrained")
         subfigs = np.atleast_2d(fig.subfigures(nrows, 2, wspace=0.05, hspace=0.03))
         for sub in subfigs.flat[len(page):]:
             sub.set_facecolor("none")
-        for number, sub, (_, row) in zip(range(first + 1, first + len(page) + 1), subfigs.flat,
-                                         page.iterrows()):
+        for sub, (_, row) in zip(subfigs.flat, page.iterrows()):
             same = _truthy(row["same_label"])
             colour = "black" if same else "darkred"
             sub.set_facecolor("0.93")
@@ -518,45 +623,63 @@ def _pair_page(page: pd.DataFrame, first: int, n_pairs: int, counts: str, root: 
             for ax, side in zip(axes, "ab"):
                 ax.axis("off")
                 ax.imshow(_thumbnail(root / str(row[f"path_{side}"])))
+                drawn.append(str(row[f"path_{side}"]))
                 ax.set_title(_image_caption(row[f"group_{side}"], row[f"label_{side}"]),
                              fontsize=11.5, pad=3, color=colour)
                 ax.text(0.5, -0.03, _short_name(row[f"path_{side}"], 24), transform=ax.transAxes,
                         ha="center", va="top", fontsize=10.5, color="0.3")
-            caption = (f"#{number} {row['kind']}, d={_distance_text(row['distance'])} "
+            caption = (f"#{row['number']} {row['kind']}, d={_distance_text(row['distance'])} "
                        f"\u00b7 {row['scope']}")
             if not same:
                 caption += "\nlabels differ"
             sub.suptitle(caption, fontsize=12, fontweight="bold", color=colour)
-        span = f"{first + 1}–{first + len(page)} of " if len(page) < n_pairs else ""
-        fig.suptitle(f"Duplicate image pairs: {span}{n_pairs} pair{'s' * (n_pairs != 1)} "
-                     f"({counts})", fontsize=14)
-        _save(fig, out)
+        fig.suptitle(title, fontsize=13.5)
+        _save(fig, out, palette=True)
+    return drawn
 
 
 def plot_pair_gallery(pairs: pd.DataFrame, out_dir: str | Path, root: str | Path = ".",
-                      per_page: int = 8, n_images: int | None = None) -> int:
-    """Every duplicate pair of the leakage audit, in order, on pages ``out_dir/page-NN.png`` of
-    `per_page` pairs (one page saying so when there are none); returns the number of pairs."""
+                      per_page: int = 8, n_images: int | None = None,
+                      limit: int | None = REPORT_LIMITS["pairs"]) -> int:
+    """The `limit` most informative duplicate pairs of the leakage audit (pair_rows; all when None) on
+    pages ``out_dir/page-NN.png`` of `per_page` pairs (one page saying so when there are none); each
+    title says how many are not shown. What was drawn goes to ``out_dir/gallery.json``
+    (write_gallery_meta, with the pairs' leakage.csv ``rows``); returns the number of pairs."""
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise LeukoError(f"pairs: missing column(s) {missing}")
     if isinstance(per_page, bool) or not isinstance(per_page, numbers.Integral) or per_page < 1:
         raise LeukoError(f"pair gallery: per_page must be a positive integer, got {per_page!r}")
+    shown = pair_rows(pairs, limit)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("page-*.png"):
         old.unlink()
     n_pairs = len(pairs)
+    noun, listed_in = "duplicate pairs", "leakage.csv"
     if n_pairs == 0:
         checked = f" ({n_images} images checked)" if n_images is not None else ""
-        note_figure(f"No duplicate pairs found{checked}", out_dir / "page-01.png", 5.5)
+        title = f"No duplicate pairs found{checked}"
+        note_figure(title, out_dir / "page-01.png", 5.5)
+        write_gallery_meta(out_dir / GALLERY_META, 0, [], noun, listed_in, PAIR_ORDER, [title], rows=[])
         return 0
     kinds = pairs["kind"].astype(str).value_counts()
     order = sorted(kinds.index, key=lambda k: ({"exact": 0, "near": 1}.get(k, 2), k))
     counts = ", ".join(f"{kinds[k]} {k}" for k in order)
-    for number, first in enumerate(range(0, n_pairs, per_page), start=1):
-        _pair_page(pairs.iloc[first:first + per_page], first, n_pairs, counts, Path(root),
-                   out_dir / f"page-{number:02d}.png")
+    note = left_out_text(len(shown), n_pairs, noun, listed_in)
+    n_pages = math.ceil(len(shown) / per_page)
+    titles, drawn = [], []
+    for number, first in enumerate(range(0, len(shown), per_page), start=1):
+        title = f"Duplicate image pairs: {n_pairs} pair{'s' * (n_pairs != 1)} ({counts})"
+        if n_pages > 1:
+            title += f", page {number} of {n_pages}"
+        if note:
+            title += f"\nmost informative first: {note}"
+        titles.append(title)
+        drawn += _pair_page(shown.iloc[first:first + per_page], title, Path(root),
+                            out_dir / f"page-{number:02d}.png")
+    write_gallery_meta(out_dir / GALLERY_META, n_pairs, drawn[0::2], noun, listed_in, PAIR_ORDER,
+                       titles, rows=[int(n) for n in shown["number"]], paths_b=drawn[1::2])
     return n_pairs
 
 
@@ -870,6 +993,8 @@ AGREEMENT_KINDS = {
     "unstable": ("Prediction changes between runs",
                  "No image changes its prediction between runs"),
 }
+AGREEMENT_NOUNS = {"always_wrong": ("images wrong in every run", "by path"),
+                   "unstable": ("images whose prediction changes", "fewest runs right first")}
 
 
 def _agreement_selected(agreement: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -909,28 +1034,35 @@ def _agreement_title(row: pd.Series) -> tuple[str, str]:
 
 
 def plot_agreement_gallery(agreement: pd.DataFrame, kind: str, out: str | Path,
-                           root: str | Path = ".", limit: int = 30, columns: int = 6) -> int:
+                           root: str | Path = ".", limit: int = REPORT_LIMITS["agreement"],
+                           columns: int = 6) -> int:
     """One page of the images wrong in every run (kind 'always_wrong') or whose prediction changes
-    between runs ('unstable'), at most `limit` of them (a small figure saying so when there are
-    none); returns how many images are flagged."""
+    between runs ('unstable'), at most `limit` of them in agreement_rows order, the title saying how
+    many are not shown (a small figure saying so when there are none); what was drawn goes to a JSON
+    beside `out` (write_gallery_meta); returns how many images are flagged."""
     selected = _agreement_selected(agreement, kind)
     shown = agreement_rows(agreement, kind, limit)
     if isinstance(columns, bool) or not isinstance(columns, numbers.Integral) or columns < 1:
         raise LeukoError(f"agreement gallery: columns must be a positive integer, got {columns!r}")
     head, nothing = AGREEMENT_KINDS[kind]
+    noun, order = AGREEMENT_NOUNS[kind]
+    out = Path(out)
     total, n_selected = len(agreement), len(selected)
     if n_selected == 0:
+        title = f"{nothing} ({total} images)"
         with plt.rc_context(STYLE):
             fig = plt.figure(figsize=(5.5, 1.0))
-            fig.text(0.5, 0.5, f"{nothing} ({total} images)", ha="center", va="center",
-                     fontsize=13)
+            fig.text(0.5, 0.5, title, ha="center", va="center", fontsize=13)
             _save(fig, out)
+        write_gallery_meta(out.with_suffix(".json"), 0, [], noun, "agreement.csv", order, [title])
         return 0
     title = f"{head}: {n_selected} of {total} images"
-    if len(shown) < n_selected:
-        title += f" (first {len(shown)} of {n_selected} shown)"
+    note = left_out_text(len(shown), n_selected, noun, "agreement.csv")
+    if note:
+        title += f"\n{note}"
     # "mostly: lymphocyte" is the widest title line: 12 pt keeps neighbouring titles apart
-    _gallery_page(shown, Path(root), columns, Path(out), title, _agreement_title,
-                  cell_size=(1.8, 2.8), title_size=12, name_size=10.5, name_limit=20,
-                  suptitle_size=15)
+    drawn = _gallery_page(shown, Path(root), columns, out, title, _agreement_title,
+                          cell_size=(1.8, 2.8), title_size=12, name_size=10.5, name_limit=20,
+                          suptitle_size=15 if not note else 13)
+    write_gallery_meta(out.with_suffix(".json"), n_selected, drawn, noun, "agreement.csv", order, [title])
     return n_selected

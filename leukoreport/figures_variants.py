@@ -24,8 +24,14 @@ def _grid(n: int, height_per_row: float, width: float = 4.2, label_width: float 
     return fig, axes.ravel()[:n]
 
 
-def _title(dataset: str) -> str:
-    return "test split" if dataset == "test" else dataset
+def _label_panel(ax, labels: list[str], dataset: str, xlabel: str) -> None:
+    """Rows labelled top to bottom, the dataset as title, light vertical grid."""
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_title("test split" if dataset == "test" else dataset, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#dddddd", lw=0.6)
 
 
 def plot_variant_intervals(result: dict, metric: str, out: str | Path) -> None:
@@ -45,12 +51,8 @@ def plot_variant_intervals(result: dict, metric: str, out: str | Path) -> None:
                 ax.scatter([100 * r["mean"]], [y], s=40, color=colour, zorder=4)
                 ax.scatter([100 * r["iqm"]], [y - 0.18], s=36, marker="D", facecolor="white", edgecolor=colour,
                            zorder=4)
-            ax.set_yticks(range(len(variants)))
-            ax.set_yticklabels([f"{v} (ref.)" if v == result["reference"] else v for v in variants])
-            ax.set_ylim(len(variants) - 0.5, -0.5)
-            ax.set_title(_title(dataset), loc="left")
-            ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} (%)")
-            ax.grid(axis="x", color="#dddddd", lw=0.6)
+            _label_panel(ax, [f"{v} (ref.)" if v == result["reference"] else v for v in variants], dataset,
+                         f"{METRIC_LABELS.get(metric, metric)} (%)")
         fig.tight_layout()
         _save(fig, out)
 
@@ -74,11 +76,7 @@ def plot_improvement(result: dict, out: str | Path) -> None:
                 ax.scatter([c["p_improvement"]], [y], s=30, color=colour, zorder=3)
             ax.axvline(0.5, color="#999999", lw=1, ls="--")
             ax.set_xlim(-0.02, 1.02)
-            ax.set_yticks(range(len(labels)))
-            ax.set_yticklabels([f"{v}: {METRIC_LABELS.get(m, m).split(' (')[0]}" for v, m in labels])
-            ax.set_ylim(len(labels) - 0.5, -0.5)
-            ax.set_title(_title(dataset), loc="left")
-            ax.set_xlabel(f"P(variant beats {result['reference']})")
-            ax.grid(axis="x", color="#dddddd", lw=0.6)
+            _label_panel(ax, [f"{v}: {METRIC_LABELS.get(m, m).split(' (')[0]}" for v, m in labels], dataset,
+                         f"P(variant beats {result['reference']})")
         fig.tight_layout()
         _save(fig, out)

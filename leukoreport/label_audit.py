@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from leukoreport.errors import LeukoError
-from leukoreport.figures import _gallery_page, note_figure
+from leukoreport.figures import GALLERY_META, _gallery_page, left_out_text, note_figure, write_gallery_meta
 from leukoreport.metrics import prob_columns
 
 ARGMAX_RULE = "predicted_neq_given"  # argmax differs from the given label with probability >= 0.5
@@ -133,8 +133,10 @@ def _positive(value: object, name: str) -> int:
 
 def plot_suspects(table: pd.DataFrame, out_dir: str | Path, root: str | Path = ".", title: str = "",
                   limit: int = 30, columns: int = 6) -> int:
-    """``out_dir/page-01.png``: the first ``limit`` suspects in rank order (or a line saying there are none);
-    returns the number of suspects. File and class names are drawn literally (no mathtext)."""
+    """``out_dir/page-01.png``: the first ``limit`` suspects in rank order (or a line saying there are none), the
+    title saying how many are not shown; what was drawn goes to ``out_dir/gallery.json``
+    (leukoreport.figures.write_gallery_meta); returns the number of suspects. File and class names are drawn
+    literally (no mathtext)."""
     limit, columns = _positive(limit, "limit"), _positive(columns, "columns")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,13 +144,18 @@ def plot_suspects(table: pd.DataFrame, out_dir: str | Path, root: str | Path = "
         old.unlink()
     suspects = table[table["suspected"].astype(bool)].sort_values("rank", kind="stable")
     n = int(len(suspects))
+    noun, listed_in, order = "suspected label errors", "label_issues.csv", "rank (lowest self-confidence first)"
     if n == 0:
-        note_figure(f"No suspected label errors ({len(table)} images)", out_dir / "page-01.png")
+        head = f"No suspected label errors ({len(table)} images)"
+        note_figure(head, out_dir / "page-01.png")
+        write_gallery_meta(out_dir / GALLERY_META, 0, [], noun, listed_in, order, [head])
         return 0
-    if n > limit:
-        head = f"first {limit} of {n} suspected label errors; the rest are in label_issues.csv"
-    else:
-        head = f"{n} suspected label error{'s' * (n > 1)} in {len(table)} images"
-    _gallery_page(suspects.head(limit), Path(root), columns, out_dir / "page-01.png",
-                  f"{title}\n{head}" if title else head, _cell, cell_size=(1.7, 2.5), title_size=9)
+    head = f"{n} suspected label error{'s' * (n > 1)} in {len(table)} images"
+    note = left_out_text(min(n, limit), n, noun, listed_in)
+    if note:
+        head += f", lowest self-confidence first\n{note}"
+    full = f"{title}\n{head}" if title else head
+    drawn = _gallery_page(suspects.head(limit), Path(root), columns, out_dir / "page-01.png", full, _cell,
+                          cell_size=(1.7, 2.5), title_size=9)
+    write_gallery_meta(out_dir / GALLERY_META, n, drawn, noun, listed_in, order, [full])
     return n

@@ -124,8 +124,13 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
     With ``tta``, fastai ``Learner.tta`` (4 passes with the training augmentation, averaged, then
     ``0.75 * augmented + 0.25 * plain``), its random augmentations seeded with ``seed``.
     """
-    dl = learn.dls.test_dl(list(paths), bs=batch_size, device=learn.dls.device)
-    with learn.no_bar():
+    from leukoreport.evaluate import fast_inference, inference_workers
+
+    workers = learn.dls.valid.fake_l.num_workers  # the model's; TTA keeps them (its crops are drawn in them)
+    if not tta:
+        workers = inference_workers(len(paths), batch_size, workers)
+    dl = learn.dls.test_dl(list(paths), bs=batch_size, device=learn.dls.device, num_workers=workers)
+    with learn.no_bar(), fast_inference(learn.model):
         if tta:
             probs = seeded_tta(learn, dl, seed)
         else:

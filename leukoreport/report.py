@@ -26,6 +26,7 @@ from markupsafe import Markup
 from leukoreport.data import split_counts
 from leukoreport.card import limitations, model_card
 from leukoreport.errors import LeukoError
+from leukoreport.figures import GALLERY_META, PAIR_ORDER, left_out_text, pair_rows, report_limits
 from leukoreport.files import atomic_path, read_json, write_text
 from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
                                     seconds, yes_no)
@@ -297,11 +298,39 @@ def _confusion(metrics: dict, path: Path) -> dict:
     return {"labels": labels, "rows": rows, "col_totals": col_totals, "total": sum(col_totals)}
 
 
-def _errors(pred: pd.DataFrame) -> list[dict]:
-    """Misclassified images, most confident first, formatted for the table."""
+def _errors(pred: pd.DataFrame, limit: int | None = None) -> list[dict]:
+    """The `limit` most confident misclassified images (all when None), most confident first, formatted for the
+    table."""
+    wrong = misclassified(pred)
     return [{"file": r["path"], "true": r["label"], "predicted": r["prediction"],
              "confidence": pct(r["confidence"], 1), "p_true": pct(r["p_true"], 1), "loss": num(r["loss"], 3)}
-            for _, r in misclassified(pred).iterrows()]
+            for _, r in (wrong if limit is None else wrong.head(limit)).iterrows()]
+
+
+def _shown_path(path: Path, results_dir: Path) -> str:
+    """`path` as the report names it: as given under a relative results folder ('results/splits/...'), else from
+    the results folder's own name."""
+    if not results_dir.is_absolute():
+        return path.as_posix()
+    return (Path(results_dir.name) / path.relative_to(results_dir)).as_posix()
+
+
+def _sentence(text: str) -> str:
+    """`text` with a capital first letter and a full stop; '' stays ''."""
+    return f"{text[0].upper()}{text[1:]}." if text else ""
+
+
+def _gallery_meta(path: Path, listed_in: str) -> dict:
+    """What a capped gallery shows, from the JSON its plotting step wrote beside it (figures.write_gallery_meta):
+    ``shown``, ``total`` and the left-out ``note`` naming `listed_in` ('' when every item is drawn, or when the
+    JSON is missing: results of earlier versions drew every item)."""
+    if not path.is_file():
+        return {"shown": None, "total": None, "note": ""}
+    meta = _read_json(path)
+    for k in ("shown", "total", "noun"):
+        _key(meta, k, path)
+    return {"shown": meta["shown"], "total": meta["total"],
+            "note": _sentence(left_out_text(int(meta["shown"]), int(meta["total"]), str(meta["noun"]), listed_in))}
 
 
 def dataset_title(name: str) -> str:
@@ -327,7 +356,8 @@ def _precision_text(precision: str) -> str:
     return precision
 
 
-def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
+def _dataset(results_dir: Path, key: RunKey, name: str, limits: dict | None = None) -> dict:
+    limits = limits or report_limits()
     folder = run_folder(results_dir, key) / name
     mpath = folder / "metrics.json"
     metrics = _read_json(mpath)
@@ -340,7 +370,9 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
     if len(pred) != metrics["n"] or n_correct != metrics["n_correct"]:
         raise LeukoError(f"{mpath.as_posix()}: n = {metrics['n']}, n_correct = {metrics['n_correct']} disagree with "
                          f"{ppath.name} ({len(pred)} rows, {n_correct} correct)")
-    errors = _errors(pred)
+    n_errors = int((pred["label"] != pred["prediction"]).sum())
+    errors = _errors(pred, limits["error_rows"])
+    listed_in = _shown_path(ppath, results_dir)
     present = metrics.get("classes_present") or [r["label"] for r in _per_class(metrics, mpath) if r["present"]]
     return {
         "name": name,
@@ -348,7 +380,7 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "anchor": _anchor("run", key.split_seed, key.seed, name),
         "n": metrics["n"],
         "n_correct": metrics["n_correct"],
-        "n_errors": len(errors),
+        "n_errors": n_errors,
         "accuracy": accuracy_text(metrics["accuracy"], metrics["n_correct"], metrics["n"]),
         "balanced_accuracy": pct(metrics["balanced_accuracy"]),
         "macro_f1": num(metrics["macro_f1"]),
@@ -363,16 +395,18 @@ def _dataset(results_dir: Path, key: RunKey, name: str) -> dict:
         "per_class": _per_class(metrics, mpath),
         "confusion": _confusion(metrics, mpath),
         "errors": errors,
+        "errors_note": left_out_text(len(errors), n_errors, "misclassified images", listed_in),
         "figures": {k: png_data_uri(folder / f"{k}.png")
                     for k in ("confusion", "per_class", "reliability", "top_losses")},
-        "gallery": [png_data_uri(page) for page in _gallery_pages(folder / "errors")],
+        "gallery": {"pages": [png_data_uri(page) for page in _gallery_pages(folder / "errors")],
+                    **_gallery_meta(folder / "errors" / GALLERY_META, listed_in)},
         # raw values for the across-seed table
         "_raw": {**{k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
                  **{k: metrics["calibration"][k] for k in ("ece", "brier", "log_loss")}},
     }
 
 
-def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
+def _seed(results_dir: Path, key: RunKey, datasets: list[str], limits: dict | None = None) -> dict:
     folder = run_folder(results_dir, key)
     tpath = folder / "train.json"
     train = _read_json(tpath)
@@ -405,7 +439,7 @@ def _seed(results_dir: Path, key: RunKey, datasets: list[str]) -> dict:
         "epochs_run": " + ".join(str(p["epochs_run"]) for p in phases),
         "best_epochs": ", ".join(str(p["best_epoch"]) for p in phases),
         "loss_curves": png_data_uri(folder / "loss_curves.png"),
-        "datasets": [_dataset(results_dir, key, name) for name in datasets],
+        "datasets": [_dataset(results_dir, key, name, limits) for name in datasets],
         "_recipe": _recipe(train, tpath),
         "_seconds": float(train["seconds"]),
     }
@@ -472,9 +506,11 @@ def config_yaml(config: dict) -> str:
     return text.rstrip()
 
 
-def seed_sections(results_dir: Path, keys: list[RunKey], datasets: list[str], gaps: pd.DataFrame) -> list[dict]:
-    """One context per run (training, every dataset), with each external set's gap to the test accuracy."""
-    seed_ctx = [_seed(results_dir, k, datasets) for k in keys]
+def seed_sections(results_dir: Path, keys: list[RunKey], datasets: list[str], gaps: pd.DataFrame,
+                  limits: dict | None = None) -> list[dict]:
+    """One context per run (training, every dataset), with each external set's gap to the test accuracy; tables
+    capped at `limits` (figures.report_limits, default figures.REPORT_LIMITS)."""
+    seed_ctx = [_seed(results_dir, k, datasets, limits) for k in keys]
     for s in seed_ctx:
         for d in s["datasets"]:
             row = gaps[(gaps["split_seed"] == s["split_seed"]) & (gaps["seed"] == s["seed"])
@@ -499,12 +535,13 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     if not datasets:
         raise LeukoError("datasets: no datasets to report")
     config = dict(config or {})
+    limits = report_limits(config)
     weights = _weights(shared)
     keys = run_keys(splits, seeds)
     if not keys:
         raise LeukoError("split_seeds: no split seeds to report")
     table, gaps = _summary_tables(results_dir)
-    seed_ctx = seed_sections(results_dir, keys, datasets, gaps)
+    seed_ctx = seed_sections(results_dir, keys, datasets, gaps, limits)
     for number, s in enumerate(seed_ctx, start=9):
         s["number"] = number
     classes = seed_ctx[0]["datasets"][0]["per_class"]
@@ -517,7 +554,7 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
                          f"see its section")
     citation = str(config.get("data_citation") or DEFAULT_CITATION)
     data = _data(shared, keys[0].split_seed, datasets, classes, citation)
-    leakage = [_leakage(shared, split) for split in dict.fromkeys(k.split_seed for k in keys)]
+    leakage = [_leakage(shared, split, limits=limits) for split in dict.fromkeys(k.split_seed for k in keys)]
     validity = read_validity(results_dir)
     external = _external(gaps, data, validity)
     return {
@@ -539,14 +576,15 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "leakage": leakage,
         "external": external,
         "robustness": _robustness(results_dir, keys, datasets),
-        "validity": validity_section(results_dir, keys, datasets, png_data_uri, shared),
+        "validity": validity_section(results_dir, keys, datasets, png_data_uri, shared, limits["label_rows"]),
         "card": model_card(config, weights, recipe, data, table, leakage, keys, validity_sentences(validity)),
         "notes": notes,
     }
 
 
-def _leakage(results_dir: Path, split_seed: int, with_pages: bool = True) -> dict:
-    """The leakage audit of one split seed: counts per scope, the pairs as table rows, and the thumbnail pages."""
+def _leakage(results_dir: Path, split_seed: int, with_pages: bool = True, limits: dict | None = None) -> dict:
+    """The leakage audit of one split seed: counts per scope, the first ``limits["pair_rows"]`` pairs most
+    informative first (figures.pair_rows) as table rows, and the thumbnail pages."""
     audit = results_dir / "splits" / str(split_seed) / "audit"
     spath = audit / "leakage.json"
     summary = _read_json(spath)
@@ -565,12 +603,18 @@ def _leakage(results_dir: Path, split_seed: int, with_pages: bool = True) -> dic
         if len(pairs) != summary["n_pairs"]:
             raise LeukoError(f"{spath.as_posix()}: n_pairs = {summary['n_pairs']} disagrees with {ppath.name} "
                              f"({len(pairs)} rows)")
-        ctx["pairs"] = [{"number": i, "kind": r["kind"], "distance": int(r["distance"]), "scope": r["scope"],
-                         "a": f"{r['group_a']} · {r['label_a']}", "file_a": r["path_a"],
+        limits = limits or report_limits()
+        listed_in = _shown_path(ppath, results_dir)
+        shown = pair_rows(pairs, limits["pair_rows"])
+        ctx["pairs"] = [{"number": int(r["number"]), "kind": r["kind"], "distance": int(r["distance"]),
+                         "scope": r["scope"], "a": f"{r['group_a']} · {r['label_a']}", "file_a": r["path_a"],
                          "b": f"{r['group_b']} · {r['label_b']}", "file_b": r["path_b"],
                          "same_label": yes_no(bool(r["same_label"]))}
-                        for i, (_, r) in enumerate(pairs.iterrows(), start=1)]
+                        for _, r in shown.iterrows()]
+        ctx["pairs_note"] = left_out_text(len(shown), len(pairs), "duplicate pairs", listed_in)
+        ctx["order"] = PAIR_ORDER
         ctx["pages"] = [png_data_uri(p) for p in _gallery_pages(audit / "pairs")]
+        ctx["gallery"] = _gallery_meta(audit / "pairs" / GALLERY_META, listed_in)
     return ctx
 
 
@@ -664,6 +708,9 @@ def _robustness(results_dir: Path, keys: list[RunKey], datasets: list[str]) -> d
                            "n": p["n"], "both_wrong": p["both_wrong"]} for p in dis["pairs"]],
                 "galleries": {kind: png_data_uri(figures / f"split{split}_{name}_{kind}.png")
                               for kind in ("always_wrong", "unstable")},
+                "gallery_notes": {kind: _gallery_meta(figures / f"split{split}_{name}_{kind}.json",
+                                                      _shown_path(folder / "agreement.csv", results_dir))["note"]
+                                  for kind in ("always_wrong", "unstable")},
             })
         out.append({"name": name, "title": dataset_title(name), "anchor": _anchor("robustness", name),
                     "n_runs": spreads["accuracy"]["n_runs"], "rows": _spread_rows(spreads),

@@ -13,7 +13,7 @@ from leukoreport.summary import RunKey, run_folder
 from leukoreport.validity import COVERAGES, VALIDITY_COLUMNS
 
 SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
-LABEL_ROWS = 10  # suspected label errors listed per set (all are in label_issues.csv)
+LABEL_ROWS = 10  # suspected label errors listed per set unless report_limits.label_rows says (all in label_issues.csv)
 STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue", "sd_r": "SD red",
               "sd_g": "SD green", "sd_b": "SD blue", "brightness": "brightness", "contrast": "contrast",
               "saturation": "saturation", "sharpness": "sharpness (Laplacian variance)", "width": "width (px)",
@@ -62,7 +62,11 @@ def _image_shift(results_dir: Path, split: int, name: str, uri) -> dict | None:
     return {"split_seed": split, "rows": rows, "n_statistics": len(table), "figure": uri(folder / "image_shift.png")}
 
 
-def _label_audit(results_dir: Path, split: int, name: str, uri) -> dict | None:
+def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LABEL_ROWS) -> dict | None:
+    """One set's suspected label errors: counts, the first `limit` suspects as table rows, the gallery and the
+    sentences saying what either leaves out."""
+    from leukoreport.figures import GALLERY_META, left_out_text  # lazy: matplotlib only when there is an audit
+
     folder = results_dir / "splits" / str(split) / "validity" / name
     spath = folder / "label_audit.json"
     if not spath.is_file():
@@ -71,14 +75,23 @@ def _label_audit(results_dir: Path, split: int, name: str, uri) -> dict | None:
     table = pd.read_csv(folder / "label_issues.csv", dtype={"path": str, "given": str, "suggested": str})
     suspects = table[table["suspected"].astype(bool)]
     pages = sorted((folder / "label_issues").glob("page-*.png"))
+    csv = folder / "label_issues.csv"  # named as report._shown_path names files
+    listed_in = (csv if not results_dir.is_absolute()
+                 else Path(results_dir.name) / csv.relative_to(results_dir)).as_posix()
+    meta_path = folder / "label_issues" / GALLERY_META
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    gallery_note = left_out_text(int(meta["shown"]), int(meta["total"]), "suspected label errors", listed_in) \
+        if {"shown", "total"} <= set(meta) else ""
     return {"split_seed": split, "n": summary["n"], "n_suspected": summary["n_suspected"],
             "share": pct1(summary["share"]), "method": summary["method"],
             "seeds": ", ".join(str(s) for s in summary.get("seeds", [])),
             "rows": [{"rank": int(r["rank"]), "file": Path(r["path"]).name, "given": r["given"],
                       "suggested": r["suggested"], "self_confidence": pct1(r["self_confidence"])}
-                     for _, r in suspects.head(LABEL_ROWS).iterrows()],
-            "n_left_out": max(0, len(suspects) - LABEL_ROWS),
-            "gallery": [uri(p) for p in pages]}
+                     for _, r in suspects.head(limit).iterrows()],
+            "n_left_out": max(0, len(suspects) - limit),
+            "listed_in": listed_in,
+            "gallery": [uri(p) for p in pages],
+            "gallery_note": f"{gallery_note[0].upper()}{gallery_note[1:]}." if gallery_note else ""}
 
 
 def _ood_bands(results_dir: Path, key: RunKey, name: str) -> list[dict]:
@@ -99,10 +112,11 @@ def _saliency(folder: Path, key: RunKey, uri) -> dict:
 
 
 def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list[str], uri,
-                     shared_dir: str | Path | None = None) -> dict:
+                     shared_dir: str | Path | None = None, label_rows: int = LABEL_ROWS) -> dict:
     """Context of the "External validity" section: per dataset (test first, as the reference) every diagnostic.
 
-    Image statistics are read from `shared_dir` (default `results_dir`), where the data steps wrote them.
+    Image statistics are read from `shared_dir` (default `results_dir`), where the data steps wrote them; the
+    suspected label errors are listed up to `label_rows` per set (config ``report_limits.label_rows``).
     """
     results_dir = Path(results_dir)
     shared = Path(shared_dir) if shared_dir is not None else results_dir
@@ -131,7 +145,8 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
             "rows": rows,
             "bands": _ood_bands(results_dir, keys[0], name), "bands_run": keys[0].label,
             "image_shift": [s for s in (_image_shift(shared, sp, name, uri) for sp in splits) if s],
-            "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri) for sp in splits) if a],
+            "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri, label_rows) for sp in splits)
+                            if a],
             "saliency": saliency,
         })
     figures = []

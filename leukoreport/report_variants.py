@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leukoreport.compare import p_value
+from leukoreport.figures import report_limits
 from leukoreport.formatting import DASH, estimate, gap_estimate, pct1
 from leukoreport.report import (RunInfo, build_context, config_yaml, png_data_uri, run_keys, seed_sections,
                                 summary_context, _summary_tables)
@@ -27,17 +29,6 @@ def _flatten(overrides: dict, prefix: str = "") -> list[str]:
 def overrides_text(overrides: dict | None) -> str:
     """A variant's overrides as one line; 'the base recipe' when it changes nothing."""
     return "; ".join(_flatten(overrides or {})) or "the base recipe (no override)"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return DASH
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _value(metric: str, x: float | None) -> str:
-    """Every metric, ECE included, is a proportion shown as a percentage."""
-    return pct1(x)
 
 
 def _index(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
@@ -81,7 +72,7 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
                              else pct1(s["mean"]),
                              "iqm": str(estimate(s["iqm"], s["iqm_low"], s["iqm_high"])),
                              "difference": str(gap_estimate(c["difference"], c["low"], c["high"])),
-                             "p_holm": _p(c["p_holm"]), "verdict": c["verdict"],
+                             "p_holm": p_value(c["p_holm"]), "verdict": c["verdict"],
                              "css": VERDICT_CLASS[c["verdict"]],
                              "improvement": str(estimate(c["p_improvement"], c["pi_low"], c["pi_high"], "num"))})
         n_images = sorted({summary[(v, d, metrics[0])]["n_images"] for v in result["variants"]})
@@ -149,8 +140,8 @@ def variants_report_context(shared_dir: str | Path, config: dict, variants: dict
     groups, number = [], 10
     for name in variants:
         root = variant_root(name, shared)
-        runs = context["seeds"] if name == reference else seed_sections(root, keys, datasets,
-                                                                        _summary_tables(root)[1])
+        runs = context["seeds"] if name == reference else seed_sections(
+            root, keys, datasets, _summary_tables(root)[1], report_limits(variants[name]))
         _prefix_anchors(runs, name)
         for s in runs:
             s["number"], number = number, number + 1

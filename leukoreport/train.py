@@ -63,6 +63,7 @@ class TrainConfig:
     channels_last: bool = False
     deterministic: bool = True
     lean_loop: bool = True  # fastfit: no host sync per batch, foreach Adam on CUDA (same mathematics)
+    max_batches: int | None = None  # benchmarks: at most N training and N validation batches per epoch
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainConfig":
@@ -84,6 +85,7 @@ class TrainConfig:
             precision=config.get("precision", "fp32"),
             channels_last=config.get("channels_last", False),
             deterministic=config.get("deterministic", True),
+            max_batches=config.get("max_batches"),
         )
 
 
@@ -124,14 +126,40 @@ def resolve_device(name: str, where: str = "config key device") -> str:
     return name
 
 
+def cpu_bf16_support() -> str:
+    """How this CPU computes bf16 natively: ``amx``, ``avx512_bf16`` or ``""`` (neither). Asks torch's cpuinfo
+    probe (``torch.cpu.get_capabilities``), else the flags of /proc/cpuinfo on Linux."""
+    import torch
+
+    probe = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.5
+    if probe is not None:
+        try:
+            caps = probe()
+        except Exception:  # noqa: BLE001 - a failing probe falls back to /proc/cpuinfo
+            caps = None
+        if caps is not None:
+            return "amx" if caps.get("amx_bf16") else "avx512_bf16" if caps.get("avx512_bf16") else ""
+    return _cpuinfo_bf16_support()
+
+
+def _cpuinfo_bf16_support(path: str | Path = "/proc/cpuinfo") -> str:
+    """``cpu_bf16_support`` from the ``flags`` lines of /proc/cpuinfo; ``""`` where there is no such file."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else ""
+
+
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` multiplies bf16 matrices natively: a CUDA GPU with bf16, or a CPU with Intel AMX."""
+    """Whether ``device`` computes bf16 natively: a CUDA GPU with bf16, or a CPU with Intel AMX or AVX512-BF16
+    (``cpu_bf16_support``)."""
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x: absent means no
-    return bool(amx and amx())
+    return bool(cpu_bf16_support())
 
 
 def resolve_precision(name: str, device: str) -> str:
@@ -282,6 +310,32 @@ def _tracker_class():
     return RestoreBest
 
 
+def batch_limit(max_batches: int):
+    """A fastai callback that ends every training pass and every validation pass after ``max_batches`` batches
+    (config key ``max_batches``, for benchmarks); the one-cycle schedule spans the shortened epoch."""
+    from fastai.callback.core import Callback, CancelTrainException, CancelValidException
+
+    class BatchLimit(Callback):
+        order = 100  # last: every other callback's after_batch has seen the final batch
+
+        def before_batch(self):
+            if self.iter == 0:
+                self.learn.n_iter = min(self.n_iter, max_batches)  # pct_train (the schedule) of the short epoch
+
+        def after_batch(self):
+            if self.iter + 1 >= max_batches:
+                raise CancelTrainException() if self.training else CancelValidException()
+
+        # a shortened pass, not a failed one: the Recorder (order 50, before us) keeps its losses and metrics
+        def after_cancel_train(self):
+            self.learn.recorder.cancel_train = False
+
+        def after_cancel_validate(self):
+            self.learn.recorder.cancel_valid = False
+
+    return BatchLimit()
+
+
 def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str,
                 extra_cbs: list | None = None):
     """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored)."""
@@ -333,7 +387,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
           cache=None):
     """Seed everything, train both phases, and return ``(learner, history, info)``.
 
-    With ``cache`` (a ``fastload.ImageCache`` of the split) the images come from memory; the returned learner
+    With ``cache`` (a ``fastload.ImageCache`` of the split) the images come from it; the returned learner
     holds the usual file-based DataLoaders either way, so that its export loads with ``load_learner`` alone.
     """
     import torch
@@ -357,6 +411,8 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
 
         learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
     extra = _speed_callbacks(precision, cfg.channels_last, cfg.lean_loop, device)
+    if cfg.max_batches:
+        extra.append(batch_limit(cfg.max_batches))
     rows: list[dict] = []
     phases = []
     for number, phase_cfg in enumerate(cfg.phases, start=1):
@@ -367,7 +423,8 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     strip_leukoreport(learn.dls)  # the stain jitter is train-only: the export must need fastai alone
     learn.model.to(memory_format=torch.contiguous_format)
     _fastai_optimizer(learn)
-    n_images = len(dls.train_ds) * sum(r["phase"] > 0 for r in rows)
+    per_epoch = len(dls.train_ds) if not cfg.max_batches else min(len(dls.train_ds), cfg.max_batches * cfg.batch_size)
+    n_images = per_epoch * sum(r["phase"] > 0 for r in rows)
     info = {
         "seed": seed,
         "pretrained": cfg.pretrained,
@@ -387,6 +444,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "deterministic": cfg.deterministic,
         "image_cache": cache is not None,
         "lean_loop": cfg.lean_loop,
+        **({"max_batches": cfg.max_batches} if cfg.max_batches else {}),
         "optimizer": "fastai Adam, foreach step" if opt_func else "fastai Adam",
         "train_images_per_second": round(n_images / max(1e-9, sum(r["seconds"] for r in rows)), 2),
         "phases": phases,

@@ -27,7 +27,7 @@ seed, out = int(sys.argv[1]), sys.argv[2]
 config = {**json.loads(sys.argv[3]), "pretrained": False}
 split = pd.read_csv(f"{out}/split.csv")
 t = time.perf_counter()
-learn, history, info = train(split, TrainConfig.from_config(config), seed, 4, "random", load_cache(f"{out}/cache.npz"))
+learn, history, info = train(split, TrainConfig.from_config(config), seed, 4, "random", load_cache(f"{out}/cache.bin"))
 result = {"seed": seed, "train_seconds": time.perf_counter() - t, "info": info}
 sets = {"test": split[split["split"] == "test"][["path", "label"]],
         "external_monocyte": discover("data/external_monocyte")}
@@ -57,7 +57,7 @@ def main(out: str, quick: bool = False) -> int:
     split = stratified_split(images, tuple(config["split_fractions"]), config["split_seeds"][0])
     split.to_csv(out_dir / "split.csv", index=False)
     t_split = time.perf_counter() - start
-    save_cache(split_cache(split, config["size"], 16), out_dir / "cache.npz")
+    save_cache(split_cache(split, config["size"], 16), out_dir / "cache.bin")
     t_cache = time.perf_counter() - start - t_split
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(seed), str(out_dir), json.dumps(config)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in config["seeds"]]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import make_image_folder
-from leukoreport.bench import BenchSettings, bench_split, format_report, run_bench
+from leukoreport.bench import BenchSettings, bench_split, best_of, format_report, run_bench
 from leukoreport.train import resolve_precision
 
 
@@ -33,7 +33,18 @@ def test_bench_on_tiny_data_writes_ratios(tmp_path):
         hits = variant["test_accuracy"] * n_test
         assert abs(hits - round(hits)) < 1e-9 and 0 <= hits <= n_test
     assert plain["peak_rss_mb"] > 100 and project["peak_rss_mb"] > 100
+    for variant in (plain, project):  # inference: the best of the repeated passes
+        assert len(variant["inference_runs_seconds"]) == saved["settings"]["inference_repeats"] == 5
+        assert variant["inference_seconds"] == min(variant["inference_runs_seconds"])
+    assert project["inference_workers"] == 0  # the test images fit in one batch
     step = project["optimizer_step_ms"]
     assert saved["ratio_optimizer_step"] == pytest.approx(step["foreach_adam"] / step["fastai_adam"], abs=1e-4)
     assert step["fastai_adam"] > 0 and step["foreach_adam"] > 0
     assert "ratio" in format_report(report) and "ForeachAdam" in format_report(report)
+
+
+def test_best_of_keeps_the_first_result_and_the_fastest_time():
+    calls = []
+    result, best, times = best_of(lambda: calls.append(1) or len(calls), 3)
+    assert result == 1 and len(calls) == 3 and best == min(times) and len(times) == 3
+    assert best_of(lambda: "x", 0)[0] == "x"

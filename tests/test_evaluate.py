@@ -111,3 +111,61 @@ def test_tta_predictions_are_fastai_tta_seeded_with_the_run_seed(model_path, tin
     again = predict_with_features(learn, test, batch_size=4, tta=True, seed=5)[0]
     other = predict_with_features(learn, test, batch_size=4, tta=True, seed=6)[0]
     assert again[cols].equals(tta[cols]) and not other[cols].equals(tta[cols])
+
+
+def _old_inference(learn, test, batch_size: int, num_workers: int):
+    """The inference path before the fast one: fastai's ``get_preds`` on the contiguous model, the hook on."""
+    from pathlib import Path
+
+    from leukoreport.embeddings import pooled_features
+
+    dl = learn.dls.test_dl([Path(p) for p in test["path"]], bs=batch_size, num_workers=num_workers)
+    with learn.no_bar(), pooled_features(learn.model) as batches:
+        probs, _ = learn.get_preds(dl=dl)
+    return probs.numpy(), np.concatenate(batches)
+
+
+@pytest.mark.parametrize("batch_size, num_workers", [(64, 2), (4, 1)])
+def test_fast_inference_changes_no_prediction(model_path, tiny_split, batch_size, num_workers):
+    """One batch without workers and the channels-last model: the same predictions as the old path
+    (probabilities within 1e-6, the same argmax), and the model is contiguous again afterwards."""
+    import torch
+
+    from leukoreport.evaluate import predict_with_features
+
+    learn = load_model(model_path)
+    test = tiny_split[tiny_split["split"] != "train"]  # 12 images: one batch of 64, or three of 4
+    old_probs, old_features = _old_inference(learn, test, batch_size, num_workers)
+    stem = learn.model[0][0].weight
+    layouts = []
+    handle = learn.model.register_forward_pre_hook(
+        lambda *a: layouts.append(stem.is_contiguous(memory_format=torch.channels_last)))
+    try:
+        pred, emb = predict_with_features(learn, test, batch_size, num_workers)
+    finally:
+        handle.remove()
+    assert layouts and all(layouts)  # the fast path did run
+    probs = pred[["prob_alpha", "prob_beta", "prob_gamma"]].to_numpy()
+    np.testing.assert_allclose(probs, old_probs, rtol=0, atol=1e-6)
+    assert (probs.argmax(axis=1) == old_probs.argmax(axis=1)).all()
+    np.testing.assert_allclose(emb.features, old_features, rtol=1e-5, atol=1e-6)
+    assert all(p.is_contiguous() for p in learn.model.parameters())
+
+
+def test_inference_workers_only_where_they_can_overlap():
+    from leukoreport.evaluate import inference_workers
+
+    assert inference_workers(40, 64, 2) == 0 and inference_workers(64, 64, 8) == 0
+    assert inference_workers(65, 64, 2) == 2 and inference_workers(375, 64, 0) == 0
+
+
+def test_fast_inference_restores_the_model_after_an_error():
+    import torch
+
+    from leukoreport.evaluate import fast_inference
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    with pytest.raises(RuntimeError, match="boom"), fast_inference(model):
+        assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+        raise RuntimeError("boom")
+    assert model[0].weight.is_contiguous()

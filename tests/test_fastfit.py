@@ -126,17 +126,61 @@ def test_lean_loop_changes_no_number(tiny_split, cached, monkeypatch):
     assert lean_info["lean_loop"] is True and lean_info["optimizer"] == "fastai Adam, foreach step"
 
 
-def test_auto_precision_is_bf16_only_where_the_cpu_has_amx(monkeypatch):
-    from leukoreport.errors import LeukoError
-    from leukoreport.train import resolve_precision
+def _capabilities(amx: bool, avx512_bf16: bool):
+    """A stand-in for ``torch.cpu.get_capabilities`` of a CPU with or without AMX and AVX512-BF16."""
+    return lambda: {"amx_bf16": amx, "amx_tile": amx, "avx512_bf16": avx512_bf16, "avx512_f": True}
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert resolve_precision("auto", "cpu") == "bf16"
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert resolve_precision("auto", "cpu") == "fp32"
+
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [(False, True, "bf16"), (True, False, "bf16"),
+                                                        (True, True, "bf16"), (False, False, "fp32")])
+def test_auto_precision_is_bf16_where_the_cpu_computes_bf16(monkeypatch, amx, avx512_bf16, expected):
+    """``auto`` on a CPU: bf16 with AMX or AVX512-BF16 (torch's cpuinfo probe), fp32 with neither."""
+    from leukoreport.errors import LeukoError
+    from leukoreport.train import cpu_bf16_support, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", _capabilities(amx, avx512_bf16))
+    assert resolve_precision("auto", "cpu") == expected
+    assert cpu_bf16_support() == ("amx" if amx else "avx512_bf16" if avx512_bf16 else "")
     assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(LeukoError, match="config key precision: 'fp16' needs a CUDA device"):
         resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu avx2 avx512f avx512_bf16", "avx512_bf16"),
+                                             ("fpu avx2 amx_bf16 amx_tile amx_int8", "amx"),
+                                             ("fpu avx2 avx512f avx512_vnni", "")])
+def test_without_torch_probe_the_cpuinfo_flags_decide(monkeypatch, tmp_path, flags, expected):
+    import leukoreport.train as train_module
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    monkeypatch.delattr(torch.cpu, "get_capabilities")
+    real = train_module._cpuinfo_bf16_support
+    monkeypatch.setattr(train_module, "_cpuinfo_bf16_support", lambda path=cpuinfo: real(path))
+    assert train_module.cpu_bf16_support() == expected
+    assert train_module.resolve_precision("auto", "cpu") == ("bf16" if expected else "fp32")
+    assert real(tmp_path / "missing") == ""
+
+
+def test_auto_precision_on_cuda_follows_the_gpu(monkeypatch):
+    from leukoreport.train import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", _capabilities(True, True))
+    for supported, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+        assert resolve_precision("auto", "cuda") == expected
+
+
+def test_this_machine_bf16_support_is_reported(record_property, capsys):
+    """The real machine's answer, printed and recorded (not asserted: it depends on the CPU)."""
+    from leukoreport.train import _cpuinfo_bf16_support, cpu_bf16_support, resolve_precision
+
+    answer = {"torch_probe": cpu_bf16_support(), "proc_cpuinfo": _cpuinfo_bf16_support(),
+              "auto_on_cpu": resolve_precision("auto", "cpu")}
+    record_property("cpu_bf16_support", answer)
+    with capsys.disabled():
+        print(f"\nthis CPU: {answer}")
+    assert answer["auto_on_cpu"] in ("bf16", "fp32")
 
 
 def test_cpu_bf16_autocast_trains_in_bf16_and_exports_fp32(tiny_split, tmp_path):

@@ -127,6 +127,21 @@ def test_good_rows_equal_fastai_predict(mixed_run, reference):
         assert row["prediction"] == label == classes[int(np.argmax(p))]
 
 
+@pytest.mark.parametrize("batch_size", [64, 4])
+def test_fast_inference_equals_fastai_get_preds(model, reference, tiny_split, batch_size):
+    """predict_probabilities (channels-last model, no workers for a single batch) against fastai's own
+    get_preds on the contiguous model: probabilities within 1e-6, the same argmax, the model left contiguous."""
+    learn = predict_module.load_learner_on(model, "cpu")
+    paths = [Path(p) for p in tiny_split["path"][:10]]
+    got = predict_module.predict_probabilities(learn, paths, batch_size)
+    with reference.no_bar():
+        expected, _ = reference.get_preds(dl=reference.dls.test_dl(paths, bs=batch_size))
+    expected = expected.numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert all(p.is_contiguous() for p in learn.model.parameters())
+
+
 def test_external_monocytes_all_ok(model, tmp_path, capsys):
     out = tmp_path / "external.csv"
     assert main(["predict", str(model), str(ROOT / "data" / "external_monocyte"), "--out", str(out),

@@ -41,5 +41,7 @@ rule plot_leakage:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        limit=config["report_limits"]["pairs"],
     script:
         "../scripts/plot_leakage.py"

@@ -105,16 +105,17 @@ def train_params(wildcards):
         "channels_last",
         "deterministic",
         "stain_augmentation",
+        "max_batches",
     ]
     cfg = recipe(wildcards)
     return {key: cfg[key] for key in keys}
 
 
 def cache_input(wildcards):
-    """The image cache of the run's split when `image_cache` is on, else nothing."""
+    """The image cache file of the run's split when `image_cache` is on, else nothing."""
     if not config["image_cache"]:
         return []
-    return f"results/splits/{wildcards.split}/cache{recipe(wildcards)['size']}.npz"
+    return f"results/splits/{wildcards.split}/cache{recipe(wildcards)['size']}.bin"
 
 
 def train_gpus():

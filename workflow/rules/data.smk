@@ -25,7 +25,7 @@ rule cache:
     input:
         "results/splits/{split}/split.csv",
     output:
-        "results/splits/{split}/cache{size}.npz",
+        "results/splits/{split}/cache{size}.bin",
     log:
         "results/logs/cache_split{split}_{size}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule cache:
         "../envs/leukoreport.yaml"
     threads: config["train_threads"]
     resources:
-        mem_mb=3000,
+        mem_mb=1000,
         runtime=10,
     script:
         "../scripts/cache.py"

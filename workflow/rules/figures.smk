@@ -85,5 +85,6 @@ rule plot_dataset:
         runtime=10,
     params:
         top_losses=config["top_losses"],
+        limit=config["report_limits"]["errors"],
     script:
         "../scripts/plot_dataset.py"

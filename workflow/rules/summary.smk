@@ -127,5 +127,7 @@ rule plot_robustness:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        limit=config["report_limits"]["agreement"],
     script:
         "../scripts/plot_robustness.py"

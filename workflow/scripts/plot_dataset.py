@@ -13,5 +13,6 @@ with step_log(snakemake.log[0]):
     plot_per_class(metrics, snakemake.output.per_class)
     plot_reliability(metrics, snakemake.output.reliability)
     plot_top_losses(predictions, metrics["classes"], snakemake.output.top_losses, ".", snakemake.params.top_losses)
-    n_errors = plot_error_gallery(predictions, metrics["classes"], snakemake.output.errors)
-    print(f"{n_errors} misclassified images")
+    limit = snakemake.params.limit
+    n_errors = plot_error_gallery(predictions, metrics["classes"], snakemake.output.errors, limit=limit)
+    print(f"{n_errors} misclassified images, {min(n_errors, limit)} drawn")

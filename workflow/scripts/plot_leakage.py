@@ -1,4 +1,4 @@
-"""Thumbnails of every duplicate pair the leakage audit found."""
+"""Thumbnails of the most informative duplicate pairs the leakage audit found (report_limits.pairs of them)."""
 
 import json
 
@@ -10,5 +10,6 @@ from leukoreport.logs import step_log
 with step_log(snakemake.log[0]):
     pairs = pd.read_csv(snakemake.input.pairs, dtype={"path_a": str, "path_b": str})
     summary = json.loads(open(snakemake.input.summary).read())
-    n = plot_pair_gallery(pairs, snakemake.output[0], ".", n_images=summary["n_images"])
-    print(f"{n} pair(s) drawn")
+    limit = snakemake.params.limit
+    n = plot_pair_gallery(pairs, snakemake.output[0], ".", n_images=summary["n_images"], limit=limit)
+    print(f"{n} pair(s), {min(n, limit)} drawn")

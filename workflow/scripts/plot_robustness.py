@@ -20,4 +20,5 @@ with step_log(snakemake.log[0]):
         for split in dict.fromkeys(agreement["split_seed"]):
             rows = agreement[(agreement["split_seed"] == split) & (agreement["dataset"] == dataset)]
             for kind in ("always_wrong", "unstable"):
-                plot_agreement_gallery(rows, kind, out / f"split{split}_{dataset}_{kind}.png")
+                plot_agreement_gallery(rows, kind, out / f"split{split}_{dataset}_{kind}.png",
+                                       limit=snakemake.params.limit)
