@@ -35,11 +35,18 @@ def _index(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
     return {(r["variant"], r["dataset"], r["metric"]): r for r in rows}
 
 
+def verdict_text(comparison: dict) -> str:
+    """The verdict, with '*' when the probability of improvement over pairs of runs still includes 0.5."""
+    shaky = comparison["verdict"] in ("better", "worse") and not comparison.get("beats_seed_noise", True)
+    return comparison["verdict"] + ("*" if shaky else "")
+
+
 def _cell(summary: dict, comparison: dict | None) -> dict:
     """One table cell: mean [interval] over seeds and the verdict against the reference."""
     verdict = comparison["verdict"] if comparison else "reference"
     return {"mean": str(estimate(summary["mean"], summary["mean_low"], summary["mean_high"])),
-            "verdict": verdict, "css": VERDICT_CLASS.get(verdict, "reference"),
+            "verdict": verdict_text(comparison) if comparison else verdict,
+            "css": VERDICT_CLASS.get(verdict, "reference"),
             "difference": str(gap_estimate(comparison["difference"], comparison["low"], comparison["high"]))
             if comparison else DASH}
 
@@ -72,7 +79,7 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
                              else pct1(s["mean"]),
                              "iqm": str(estimate(s["iqm"], s["iqm_low"], s["iqm_high"])),
                              "difference": str(gap_estimate(c["difference"], c["low"], c["high"])),
-                             "p_holm": p_value(c["p_holm"]), "verdict": c["verdict"],
+                             "p_holm": p_value(c["p_holm"]), "verdict": verdict_text(c),
                              "css": VERDICT_CLASS[c["verdict"]],
                              "improvement": str(estimate(c["p_improvement"], c["pi_low"], c["pi_high"], "num"))})
         n_images = sorted({summary[(v, d, metrics[0])]["n_images"] for v in result["variants"]})
@@ -104,7 +111,7 @@ def summary_table(result: dict, metric: str = "accuracy") -> dict:
     rows = []
     for v in result["variants"]:
         cells = [_cell(summary[(v, d, metric)], comparisons.get((v, d, metric))) for d in result["datasets"]]
-        others = [f"{METRIC_LABELS.get(m, m)} {c['verdict']} on {'test' if d == 'test' else d}"
+        others = [f"{METRIC_LABELS.get(m, m)} {verdict_text(c)} on {'test' if d == 'test' else d}"
                   for (name, d, m), c in comparisons.items()
                   if name == v and m != metric and c["verdict"] != "no difference detected"]
         rows.append({"variant": v, "is_reference": v == result["reference"], "cells": cells,

@@ -275,6 +275,13 @@ def _notes(runs: dict, reference: str, summary: list[dict], comparisons: list[di
         notes.append(f"The observed difference lies outside its bootstrap interval for {'; '.join(outside)}: "
                      f"the metric is biased in resamples (the ECE grows when images repeat), so read that "
                      f"interval with care.")
+    seed_noise = [f"{c['variant']} {c['label']} on {c['dataset']} ({c['verdict']}; P(improvement) "
+                  f"{c['p_improvement']:.2f} [{c['pi_low']:.2f}–{c['pi_high']:.2f}])" for c in comparisons
+                  if c["verdict"] in ("better", "worse") and not c["beats_seed_noise"]]
+    if seed_noise:
+        notes.append(f"A verdict rests on the paired image bootstrap, which holds the trained models fixed; for "
+                     f"{'; '.join(seed_noise)} the probability of improvement over pairs of runs still includes 0.5, "
+                     f"so that change is not shown to beat the seed-to-seed variation: add seeds.")
     if comparisons and 2 / (n_resamples + 1) * len(comparisons) >= alpha:
         notes.append(f"With {n_resamples} resamples the smallest bootstrap p-value is {2 / (n_resamples + 1):.3g}, "
                      f"too large for Holm's adjustment over {len(comparisons)} comparisons to reach {alpha:g}: "
@@ -320,6 +327,7 @@ def compare_variants(runs: dict[str, Run], reference: str, datasets: list[str] |
     for row, p_holm in zip(comparisons, holm([r["p"] for r in comparisons])):
         row["p_holm"] = float(p_holm)
         row["verdict"] = decide(row["difference"], row["p_holm"], alpha, row["higher_is_better"])
+        row["beats_seed_noise"] = bool(row["pi_low"] > 0.5 or row["pi_high"] < 0.5)
     return {
         "reference": reference, "variants": list(runs), "datasets": chosen, "metrics": metrics,
         "confidence": float(confidence), "n_resamples": int(n_resamples), "seed": int(seed), "n_bins": n_bins,

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_compare import (CLASSES, FIXED, PLANTED, SEEDS, SPLIT, baseline_run, image_list,  # noqa: E402
                           worse_run)
 
-from leukoreport import compare  # noqa: E402
+from leukoreport import compare, verdicts  # noqa: E402
 from leukoreport.calibration import expected_calibration_error  # noqa: E402
 from leukoreport.compare import compare_runs, load_run, match  # noqa: E402
 from leukoreport.errors import LeukoError  # noqa: E402
@@ -340,3 +340,16 @@ def test_bad_arguments_are_one_line_errors(prob_runs):
             compare_variants({"ref": ref, "same": same}, **kwargs)
         assert text in str(info.value) and "\n" not in str(info.value)
     assert math.isclose(compare_variants({"ref": ref}, reference="ref", n_resamples=20)["alpha"], 0.05)
+
+
+def test_verdict_that_seed_variation_does_not_support_gets_a_note():
+    base = {"variant": "b", "label": "accuracy", "dataset": "ext", "difference": 0.2, "low": 0.1, "high": 0.3}
+    shaky = {**base, "verdict": "better", "p_improvement": 0.78, "pi_low": 0.33, "pi_high": 1.0,
+             "beats_seed_noise": False}
+    solid = {**base, "verdict": "better", "p_improvement": 1.0, "pi_low": 0.9, "pi_high": 1.0, "beats_seed_noise": True}
+    none = {**base, "verdict": "no difference detected", "p_improvement": 0.5, "pi_low": 0.2, "pi_high": 0.8,
+            "beats_seed_noise": False}
+    texts = [" ".join(verdicts._notes({}, "a", [], rows, [], 9999, 0.05)) for rows in ([shaky], [solid], [none])]
+    assert "b accuracy on ext (better; P(improvement) 0.78 [0.33–1.00])" in texts[0]
+    assert "seed-to-seed" in texts[0]
+    assert "seed-to-seed" not in texts[1] and "seed-to-seed" not in texts[2]

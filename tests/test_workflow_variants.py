@@ -122,7 +122,7 @@ def test_reports_have_the_variants_section_and_table(variants_run):
         for seed in cfg["seeds"]:
             assert f"Variant {variant} · seed {seed}" in html
     figures = project / "results/summary/variants"
-    assert {p.name for p in figures.iterdir()} == {f"intervals_{m}.png" for m in result["metrics"]} | {
+    assert {p.name for p in figures.glob("*.png")} == {f"intervals_{m}.png" for m in result["metrics"]} | {
         "improvement.png"}
     report = PdfReader(project / "results/report/report.pdf")
     assert "Variants" in "".join(page.extract_text() for page in report.pages[:4])
