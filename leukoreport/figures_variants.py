@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from leukoreport.compare import HIGHER_IS_BETTER, METRIC_LABELS
 from leukoreport.figures import WIDE_STYLE, _save, plt  # matplotlib with the Agg backend
 
-METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
-                 "ece": "ECE (lower is better)"}
 VERDICT_COLOURS = {"better": "#1a7f37", "worse": "#b42318", "no difference detected": "#333333", None: "#777777"}
 PANELS_PER_ROW = 3
 
@@ -52,7 +51,8 @@ def plot_variant_intervals(result: dict, metric: str, out: str | Path) -> None:
                 ax.scatter([100 * r["iqm"]], [y - 0.18], s=36, marker="D", facecolor="white", edgecolor=colour,
                            zorder=4)
             _label_panel(ax, [f"{v} (ref.)" if v == result["reference"] else v for v in variants], dataset,
-                         f"{METRIC_LABELS.get(metric, metric)} (%)")
+                         f"{METRIC_LABELS.get(metric, metric)} (%)"
+                         + ("" if HIGHER_IS_BETTER.get(metric, True) else ", lower is better"))
         fig.tight_layout()
         _save(fig, out)
 
@@ -76,7 +76,7 @@ def plot_improvement(result: dict, out: str | Path) -> None:
                 ax.scatter([c["p_improvement"]], [y], s=30, color=colour, zorder=3)
             ax.axvline(0.5, color="#999999", lw=1, ls="--")
             ax.set_xlim(-0.02, 1.02)
-            _label_panel(ax, [f"{v}: {METRIC_LABELS.get(m, m).split(' (')[0]}" for v, m in labels], dataset,
+            _label_panel(ax, [f"{v}: {METRIC_LABELS.get(m, m)}" for v, m in labels], dataset,
                          f"P(variant beats {result['reference']})")
         fig.tight_layout()
         _save(fig, out)

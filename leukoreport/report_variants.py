@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leukoreport.compare import p_value
+from leukoreport.compare import METRIC_LABELS, p_value
 from leukoreport.figures import report_limits
 from leukoreport.formatting import DASH, estimate, gap_estimate, pct1
 from leukoreport.report import (RunInfo, build_context, config_yaml, png_data_uri, run_keys, seed_sections,
                                 summary_context, _summary_tables)
 from leukoreport.variants import variant_root
 
-METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
-                 "ece": "ECE"}
-METRIC_TITLES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro F1", "ece": "ECE"}
 VERDICT_CLASS = {"better": "better", "worse": "worse", "no difference detected": "none"}
 
 
@@ -33,6 +30,12 @@ def overrides_text(overrides: dict | None) -> str:
 
 def _index(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
     return {(r["variant"], r["dataset"], r["metric"]): r for r in rows}
+
+
+def _title(metric: str) -> str:
+    """'balanced accuracy' -> 'Balanced accuracy'; 'ECE' stays as it is."""
+    label = METRIC_LABELS.get(metric, metric)
+    return label[0].upper() + label[1:]
 
 
 def verdict_text(comparison: dict) -> str:
@@ -64,7 +67,7 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
         rows = [{"variant": v, "is_reference": v == reference,
                  "cells": [_cell(summary[(v, d, m)], comparisons.get((v, d, m))) for d in datasets]}
                 for v in result["variants"]]
-        tables.append({"metric": m, "label": METRIC_LABELS.get(m, m), "title": METRIC_TITLES.get(m, m), "rows": rows,
+        tables.append({"metric": m, "label": METRIC_LABELS.get(m, m), "title": _title(m), "rows": rows,
                        "lower_better": m == "ece"})
     detail = []
     for d in datasets:
@@ -85,7 +88,8 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
         n_images = sorted({summary[(v, d, metrics[0])]["n_images"] for v in result["variants"]})
         detail.append({"dataset": d, "title": "Test split" if d == "test" else f"External set “{d}”",
                        "n_images": " or ".join(str(n) for n in n_images), "rows": rows})
-    intervals = [{"label": METRIC_LABELS.get(m, m), "title": METRIC_TITLES.get(m, m), "figure": uri(figures_dir / f"intervals_{m}.png")}
+    intervals = [{"label": METRIC_LABELS.get(m, m), "title": _title(m),
+                  "figure": uri(figures_dir / f"intervals_{m}.png")}
                  for m in metrics if (figures_dir / f"intervals_{m}.png").is_file()]
     improvement = figures_dir / "improvement.png"
     return {

@@ -21,7 +21,7 @@ from leukoreport.compare import TIE, Run, load_run
 from leukoreport.errors import LeukoError
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
-HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "macro_f1": True, "ece": False}
+HIGHER_IS_BETTER = compare.HIGHER_IS_BETTER
 NO_DIFFERENCE = compare.NO_DIFFERENCE
 FEW_SEEDS = 5  # fewer runs than this on a dataset earn a note
 P_METHOD = ("two-sided paired-bootstrap p-value of difference = 0: min(1, 2 (1 + min(#boot <= 0, #boot >= 0)) "
@@ -30,7 +30,7 @@ SUMMARY_COLUMNS = ("variant", "dataset", "metric", "label", "n_seeds", "n_images
                    "mean_high", "iqm", "iqm_low", "iqm_high", "values")
 COMPARISON_COLUMNS = ("variant", "reference", "dataset", "metric", "label", "higher_is_better", "n_pairs", "n_images",
                       "difference", "low", "high", "p_variant_better", "p_reference_better", "p", "p_holm", "verdict",
-                      "p_improvement", "pi_low", "pi_high")
+                      "p_improvement", "pi_low", "pi_high", "beats_seed_noise")
 INTERVAL_METHOD = ("differences: paired bootstrap over images (seeds matched, the same images for both), percentile; "
                    "means and IQMs: stratified bootstrap over runs (strata: split seeds), percentile; "
                    "probability of improvement: stratified bootstrap over the runs of each, percentile")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +17,8 @@ from leukoreport.augment import (RGB_FROM_HED, StainAugmentation, StainJitter, h
                                  stain_transforms, strip_leukoreport)
 from leukoreport.errors import LeukoError
 from leukoreport.train import PhaseConfig, TrainConfig, export_learner, make_dataloaders, train
+
+from conftest import predict_without_leukoreport
 
 CFG = TrainConfig(size=32, batch_size=8, pretrained=False, device="cpu",
                   phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)])
@@ -193,21 +193,6 @@ def test_hed_model_exports_without_leukoreport(tiny_split, tmp_path):
     out = tmp_path / "model.pkl"
     export_learner(learn, out)
     image = tiny_split["path"].iloc[0]
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'leukoreport': raise ImportError('leukoreport is blocked')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "sys.modules.pop('leukoreport', None)\n"
-        "try:\n    import leukoreport\nexcept ImportError:\n    print('BLOCKED')\n"
-        "from fastai.vision.all import load_learner\n"
-        f"learn = load_learner({str(out)!r})\n"
-        f"pred, idx, probs = learn.predict({image!r})\n"
-        "print('PRED', pred, float(probs.sum()))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "BLOCKED" in proc.stdout
-    _, pred, total = [line for line in proc.stdout.splitlines() if line.startswith("PRED")][0].split()
-    assert pred in {"alpha", "beta", "gamma"} and float(total) == pytest.approx(1.0, abs=1e-5)
+    pred, total, stdout = predict_without_leukoreport(out, image, tmp_path)
+    assert "BLOCKED" in stdout
+    assert pred in {"alpha", "beta", "gamma"} and total == pytest.approx(1.0, abs=1e-5)

@@ -73,7 +73,6 @@ def write_run(root: Path, predictions: dict, classes=CLASSES, layout: str = "pro
     results = root / "results" if layout == "project" else root
     rows = []
     for (split_seed, seed), pred in predictions.items():
-        rel = f"splits/{split_seed}/seeds/{seed}/{dataset}/predictions.csv"
         probs = np.full((len(pred), len(classes)), 0.2 / (len(classes) - 1))
         for i, p in enumerate(pred["prediction"]):
             probs[i, classes.index(p)] = 0.8
@@ -81,14 +80,25 @@ def write_run(root: Path, predictions: dict, classes=CLASSES, layout: str = "pro
         for j, c in enumerate(classes):
             out[f"prob_{c}"] = probs[:, j]
         out["loss"] = [-math.log(probs[i, classes.index(t)]) for i, t in enumerate(pred["label"])]
-        (results / rel).parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(results / rel, index=False)
-        n_correct = int((pred["label"] == pred["prediction"]).sum())
-        rows.append({"split_seed": split_seed, "seed": seed, "dataset": dataset, "n": len(pred),
-                     "n_correct": n_correct, "accuracy": n_correct / len(pred), "predictions": rel})
+        rows.append(save_predictions(results, split_seed, seed, dataset, out))
+    write_index(results, rows)
+    return root
+
+
+def save_predictions(results: Path, split_seed: int, seed: int, dataset: str, pred: pd.DataFrame) -> dict:
+    """Write one run's predictions.csv under `results`; returns its row of summary/metrics.csv."""
+    rel = f"splits/{split_seed}/seeds/{seed}/{dataset}/predictions.csv"
+    (results / rel).parent.mkdir(parents=True, exist_ok=True)
+    pred.to_csv(results / rel, index=False)
+    n_correct = int((pred["label"] == pred["prediction"]).sum())
+    return {"split_seed": split_seed, "seed": seed, "dataset": dataset, "n": len(pred),
+            "n_correct": n_correct, "accuracy": n_correct / len(pred), "predictions": rel}
+
+
+def write_index(results: Path, rows: list[dict]) -> None:
+    """summary/metrics.csv with the rows of save_predictions."""
     (results / "summary").mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(results / "summary" / "metrics.csv", index=False)
-    return root
 
 
 def baseline_run(root: Path, seeds=SEEDS, **kwargs) -> Path:

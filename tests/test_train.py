@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from leukoreport.train import HISTORY_COLUMNS, PhaseConfig, TrainConfig, export_learner, train
+
+from conftest import predict_without_leukoreport
 
 CFG = TrainConfig(
     size=32,
@@ -64,19 +63,9 @@ def test_export_loads_without_leukoreport(trained, tiny_split, tmp_path):
     export_learner(learn, out)
     assert out.is_file() and not list(tmp_path.glob(".model-*"))
     image = tiny_split["path"].iloc[0]
-    code = (
-        "import sys; sys.modules['leukoreport'] = None\n"
-        "from fastai.vision.all import load_learner\n"
-        f"learn = load_learner({str(out)!r})\n"
-        f"pred, idx, probs = learn.predict({image!r})\n"
-        "print('PRED', pred, float(probs.sum()))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("PRED")][0]
-    _, pred, total = line.split()
+    pred, total, _ = predict_without_leukoreport(out, image, tmp_path)
     assert pred in {"alpha", "beta", "gamma"}
-    assert float(total) == pytest.approx(1.0, abs=1e-5)
+    assert total == pytest.approx(1.0, abs=1e-5)
 
 
 def test_same_seed_same_history_with_workers(tiny_split):

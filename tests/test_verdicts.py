@@ -21,7 +21,7 @@ from statsmodels.stats.multitest import multipletests
 sys.path.insert(0, str(Path(__file__).parent))
 
 from test_compare import (CLASSES, FIXED, PLANTED, SEEDS, SPLIT, baseline_run, image_list,  # noqa: E402
-                          worse_run)
+                          save_predictions, worse_run, write_index)
 
 from leukoreport import compare, verdicts  # noqa: E402
 from leukoreport.calibration import expected_calibration_error  # noqa: E402
@@ -59,14 +59,8 @@ def write_prob_run(root: Path, skill: float, keys=((SPLIT, 1), (SPLIT, 2), (SPLI
                   else image_list(0, classes=EXT_CLASSES, per_class=12).assign(
                       path=lambda df: df["path"].str.replace("leukocytes", "external")))
         pred = prob_frame(images, skill, seed=zlib.crc32(f"{split_seed}/{seed}/{dataset}/{offset}".encode()))
-        rel = f"splits/{split_seed}/seeds/{seed}/{dataset}/predictions.csv"
-        (results / rel).parent.mkdir(parents=True, exist_ok=True)
-        pred.to_csv(results / rel, index=False)
-        n_correct = int((pred["label"] == pred["prediction"]).sum())
-        rows.append({"split_seed": split_seed, "seed": seed, "dataset": dataset, "n": len(pred),
-                     "n_correct": n_correct, "accuracy": n_correct / len(pred), "predictions": rel})
-    (results / "summary").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(results / "summary" / "metrics.csv", index=False)
+        rows.append(save_predictions(results, split_seed, seed, dataset, pred))
+    write_index(results, rows)
     return root
 
 
