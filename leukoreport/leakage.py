@@ -1,6 +1,8 @@
 """Leakage audit: exact and near-duplicate images within and across splits and external sets.
 
-Perceptual hashes (imagehash.phash) are compared in row blocks, so no N x N matrix is built.
+Perceptual hashes (imagehash.phash) are searched with multi-index hashing: split into max_distance + 1 bit
+chunks, two hashes within the distance agree exactly on at least one chunk (pigeonhole), so only rows that
+share a chunk value are compared (sort-based, about n log n); no N x N matrix is built.
 No fastai/torch here, and imagehash is imported only when hashing: this module must import fast.
 """
 
@@ -151,8 +153,8 @@ def _distances(words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(words[a] ^ words[b]).sum(axis=1, dtype=np.int64)
 
 
-def _near_pairs(words: np.ndarray, max_distance: int, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row index pairs (i < j) with Hamming distance <= max_distance, found block by block."""
+def _near_pairs_blocked(words: np.ndarray, max_distance: int, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row index pairs (i < j) with Hamming distance <= max_distance, every pair compared block by block."""
     n = len(words)
     found_a, found_b = [], []
     for start in range(0, n, block_size):
@@ -169,6 +171,52 @@ def _near_pairs(words: np.ndarray, max_distance: int, block_size: int) -> tuple[
     if not found_a:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
+
+
+def _chunk_codes(words: np.ndarray, chunks: int) -> list[np.ndarray]:
+    """Per chunk of the hash bits (``chunks`` disjoint, near-equal runs), an integer code per row: equal codes
+    mean equal bits in that chunk."""
+    bits = np.unpackbits(words.astype(">u8").view(np.uint8), axis=1)  # (N, 64 * words), most significant first
+    edges = np.linspace(0, bits.shape[1], chunks + 1).round().astype(int)
+    codes = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        packed = np.packbits(bits[:, lo:hi], axis=1)
+        codes.append(np.unique(packed, axis=0, return_inverse=True)[1].reshape(-1))
+    return codes
+
+
+def _near_pairs(words: np.ndarray, max_distance: int, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row index pairs (i < j) with Hamming distance <= max_distance.
+
+    Multi-index hashing: candidates share the exact bits of one of max_distance + 1 chunks; a bucket larger than
+    ``block_size`` (hashes that cluster) and chunks under 8 bits fall back to comparing every pair, in blocks.
+    """
+    n, chunks = len(words), max_distance + 1
+    if n < 2 or 64 * words.shape[1] // chunks < 8 or n <= block_size:
+        return _near_pairs_blocked(words, max_distance, block_size)
+    found = []
+    for codes in _chunk_codes(words, chunks):
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        small_a, small_b = [], []
+        for rows in np.split(order, bounds):
+            if len(rows) < 2:
+                continue
+            if len(rows) > block_size:
+                a, b = _near_pairs_blocked(words[rows], max_distance, block_size)
+                found.append(np.sort(np.stack([rows[a], rows[b]]), axis=0))
+                continue
+            ii, jj = np.triu_indices(len(rows), k=1)
+            small_a.append(rows[ii])
+            small_b.append(rows[jj])
+        if small_a:
+            a, b = np.concatenate(small_a), np.concatenate(small_b)
+            keep = _distances(words, a, b) <= max_distance
+            found.append(np.sort(np.stack([a[keep], b[keep]]), axis=0))
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pairs = np.unique(np.concatenate(found, axis=1).astype(np.int64), axis=1)
+    return pairs[0], pairs[1]
 
 
 def _same_value_pairs(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +245,8 @@ def find_pairs(table: pd.DataFrame, max_distance: int, *, block_size: int = BLOC
     """Every unordered pair of rows with phash Hamming distance <= `max_distance` or identical pixels (or path).
 
     Oriented training data first (train, valid, test, externals by name), then by path; sorted by scope,
-    kind (exact first), distance and paths. Hashes are compared `block_size` rows at a time.
+    kind (exact first), distance and paths. A multi-index bucket over `block_size` rows is compared block by
+    block, `block_size` rows at a time.
     """
     _require(table, ["path", "label", "group", "phash", "pixels"], "table")
     if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:

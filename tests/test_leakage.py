@@ -13,6 +13,7 @@ from PIL import Image
 
 from leukoreport.errors import LeukoError
 from leukoreport.leakage import (
+    BLOCK_SIZE,
     PAIR_COLUMNS,
     SCOPES,
     audit,
@@ -23,6 +24,7 @@ from leukoreport.leakage import (
     hash_images,
     summarize,
 )
+from leukoreport.leakage import _near_pairs, _near_pairs_blocked, _pack
 
 RANK = {"train": 0, "valid": 1, "test": 2}
 
@@ -262,6 +264,41 @@ def test_chunked_matches_brute_force(n, bits, max_distance):
     assert [tuple(r) for r in chunked.itertuples(index=False)] == expected
     assert len(expected) > 30 and {"exact", "near"} <= {r[7] for r in expected}
     pd.testing.assert_frame_equal(chunked, find_pairs(table, max_distance))
+
+
+def clustered_table(n: int, seed: int) -> pd.DataFrame:
+    """`n` 64-bit hashes that share their high 40 bits in a few clusters, with near copies at distances 0-6."""
+    rng = np.random.default_rng(seed)
+    heads = [int(h) << 24 for h in rng.integers(0, 1 << 40, size=4, dtype=np.int64)]
+    values = [heads[i % 4] | int(rng.integers(0, 1 << 24)) for i in range(n)]
+    for i in range(0, n - 1, 5):
+        flips = rng.choice(64, size=int(rng.integers(0, 7)), replace=False)
+        values[i + 1] = values[i] ^ sum(1 << int(f) for f in flips)
+    return pd.DataFrame({"path": [f"c/{i:05d}.png" for i in range(n)], "label": "a", "group": "train",
+                         "phash": [f"{v:016x}" for v in values], "pixels": [f"p{i}" for i in range(n)]})
+
+
+@pytest.mark.parametrize("n, bits, max_distance", [(3000, 64, 4), (1500, 64, 0), (1200, 256, 9)])
+def test_multi_index_matches_every_pair(n, bits, max_distance):
+    """The multi-index search (chunks of the hash, buckets of equal chunk values) finds exactly the pairs that
+    comparing every pair finds."""
+    table = random_table(n, bits, seed=n + max_distance)
+    words = _pack(list(table["phash"]))
+    fast = _near_pairs(words, max_distance, BLOCK_SIZE)
+    every = _near_pairs_blocked(words, max_distance, BLOCK_SIZE)
+    assert sorted(zip(*fast)) == sorted(zip(*every))
+    assert len(every[0]) > 20
+
+
+def test_multi_index_large_buckets_fall_back_to_blocks():
+    """Hashes that cluster (shared high bits) make buckets over block_size; those are compared pair by pair and
+    the result still equals the full comparison."""
+    table = clustered_table(2000, seed=3)
+    words = _pack(list(table["phash"]))
+    fast = _near_pairs(words, 4, 64)
+    every = _near_pairs_blocked(words, 4, 64)
+    assert sorted(zip(*fast)) == sorted(zip(*every)) and len(every[0]) > 100
+    pd.testing.assert_frame_equal(find_pairs(table, 4, block_size=64), find_pairs(table, 4, block_size=5000))
 
 
 def test_find_pairs_empty_and_no_pairs():
