@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import math
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from leukoreport.errors import LeukoError
+from leukoreport.provenance import external_paths
+
+
+@contextmanager
+def exit_on_error():
+    """In a Snakefile: a LeukoError becomes the one line ``error: ...`` on stderr and exit status 1, without
+    Snakemake's parse trace around it."""
+    try:
+        yield
+    except LeukoError as exc:
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
+        sys.stderr.flush()
+        sys.exit(1)
 
 
 def key_path(parts) -> str:
@@ -28,6 +43,13 @@ def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = "
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:
         error = errors[0]
+        if error.validator == "oneOf" and isinstance(error.instance, dict):  # e.g. external.NAME as a mapping
+            error = jsonschema.exceptions.best_match(
+                [e for e in error.context if e.schema.get("type") != "string" and e.validator != "type"] or
+                error.context)
+        elif error.validator == "oneOf":
+            raise LeukoError(f"config key {key_path(error.absolute_path)}: {error.instance!r} must be a folder or a "
+                             "mapping with path (and source, scanner, stain, citation)")
         if error.validator == "required":
             missing = next(k for k in error.validator_value if k not in error.instance)
             raise LeukoError(f"config key {key_path([*error.absolute_path, missing])}: missing (required)")
@@ -37,7 +59,7 @@ def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = "
         raise LeukoError(f"config key split_fractions: {fractions} must sum to 1")
     base = Path(base_dir)
     folders = {"data_dir": config["data_dir"]}
-    folders.update({f"external.{name}": path for name, path in config.get("external", {}).items()})
+    folders.update({f"external.{name}": path for name, path in external_paths(config).items()})
     for key, folder in folders.items():
         if not (base / folder).is_dir():
             raise LeukoError(f"config key {key}: folder not found: {folder}")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from leukoreport.embeddings import Embeddings, pooled_features
 from leukoreport.errors import LeukoError
+from leukoreport.logs import eta_seconds, rough_duration
 from leukoreport.metrics import prob_columns
 
 EPS = 1e-15
+PROGRESS_EVERY = 10  # batches between two progress lines of a prediction pass
+TTA_PASSES = 5  # fastai ``learn.tta``: four augmented passes (its n=4) and a plain one
 
 
 def load_model(path: str | Path, cpu: bool = True):
@@ -51,21 +55,51 @@ def fast_inference(model) -> Iterator[None]:
             p.data = p.data.contiguous()
 
 
+def progress_line(done: int, total: int, seconds: float, what: str = "evaluated") -> str:
+    """'evaluated 640/7500 images (8.5%), 42 s, est. 7 min left' after ``seconds`` for ``done`` images."""
+    left = eta_seconds(seconds / done, done, total) if done else float("nan")
+    return (f"{what} {done}/{total} images ({100 * done / total:.1f}%), {rough_duration(seconds)}, "
+            f"est. {rough_duration(left)} left")
+
+
+def batch_progress(total: int, every: int, progress: Callable[[str], None], what: str = "evaluated"):
+    """A fastai callback that hands ``progress`` a ``progress_line`` every ``every`` prediction batches counted over
+    all the passes it sees (``total`` images together), none once all are done; it draws no random numbers."""
+    from fastai.callback.core import Callback
+    from fastai.torch_core import find_bs
+
+    class BatchProgress(Callback):
+        def __init__(self):
+            self.batches, self.images, self._start = 0, 0, time.perf_counter()
+
+        def after_batch(self):
+            self.batches += 1
+            self.images += find_bs(self.learn.xb)
+            if self.batches % every == 0 and self.images < total:
+                progress(progress_line(self.images, total, time.perf_counter() - self._start, what))
+
+    return BatchProgress()
+
+
 def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0, tta: bool = False,
-            seed: int = 0) -> pd.DataFrame:
+            seed: int = 0, progress: Callable[[str], None] = print,
+            progress_every: int = PROGRESS_EVERY) -> pd.DataFrame:
     """Rows of ``images`` (path, label) with prediction, one ``prob_<class>`` column per class, and loss.
 
-    ``loss`` is the cross-entropy of the true class, ``-ln p(label)``; ``tta`` as in ``predict_with_features``.
+    ``loss`` is the cross-entropy of the true class, ``-ln p(label)``; ``tta`` and ``progress`` as in
+    ``predict_with_features``.
     """
-    return predict_with_features(learn, images, batch_size, num_workers, tta, seed)[0]
+    return predict_with_features(learn, images, batch_size, num_workers, tta, seed, progress, progress_every)[0]
 
 
 def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0,
-                          tta: bool = False, seed: int = 0) -> tuple[pd.DataFrame, Embeddings]:
+                          tta: bool = False, seed: int = 0, progress: Callable[[str], None] = print,
+                          progress_every: int = PROGRESS_EVERY) -> tuple[pd.DataFrame, Embeddings]:
     """``predict`` and the pooled backbone features of every image, from the same single forward pass.
 
     With ``tta`` the probabilities come from fastai ``learn.tta`` seeded with ``seed`` (``predict.seeded_tta``);
-    the features still come from the one plain forward pass.
+    the features still come from the one plain forward pass. ``progress`` gets a ``progress_line`` every
+    ``progress_every`` batches while images are left (nothing for a set of at most that many batches).
     """
     classes = [str(c) for c in learn.dls.vocab]
     unknown = sorted(set(images["label"]) - set(classes))
@@ -78,12 +112,15 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
     dl = learn.dls.test_dl(paths, bs=batch_size, num_workers=inference_workers(len(out), batch_size, num_workers))
     with learn.no_bar(), fast_inference(learn.model):
         with pooled_features(learn.model) as batches:
-            probs, _ = learn.get_preds(dl=dl)
+            probs, _ = learn.get_preds(dl=dl, cbs=[batch_progress(len(out), progress_every, progress)])
         if tta:  # the requested workers: TTA's random crops are drawn where the items are loaded
             from leukoreport.predict import seeded_tta
 
             tta_dl = learn.dls.test_dl(paths, bs=batch_size, num_workers=num_workers)
-            probs = seeded_tta(learn, tta_dl, seed).detach().cpu()
+            counter = batch_progress(TTA_PASSES * len(out), progress_every, progress,
+                                     f"test-time augmentation ({TTA_PASSES} passes):")
+            with learn.added_cbs([counter]):  # removed again: the learner is left as it came
+                probs = seeded_tta(learn, tta_dl, seed).detach().cpu()
     features = np.concatenate(batches)
     probs = probs.float().numpy().astype(np.float64)
     out["prediction"] = [classes[i] for i in probs.argmax(axis=1)]

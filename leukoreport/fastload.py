@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from leukoreport.data import to_rgb
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path
 
@@ -116,10 +117,10 @@ def _load(args: tuple[str, int]) -> np.ndarray:
     path, size = args
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
-            h, w = resized_shape(img.width, img.height, size)
-            return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
+            img = to_rgb(img)  # the modes data.to_rgb accepts, refusing 16-bit and float
+        h, w = resized_shape(img.width, img.height, size)
+        return np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise LeukoError(f"{path}: cannot decode image for the cache ({exc})") from None
 
 

@@ -30,8 +30,11 @@ from leukoreport.files import write_json  # noqa: E402
 from leukoreport.metrics import misclassified  # noqa: E402
 
 DPI = 150
+# Every figure is drawn inside one of these styles. File, folder, class and set names come from the user and
+# may hold '$' (matplotlib's mathtext): all text is drawn literally, whatever it holds.
+LITERAL_TEXT = {"text.parse_math": False}
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
-         "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10}
+         "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10, **LITERAL_TEXT}
 THUMB_PX = 256
 # Images (and table rows) the report shows per seed and dataset; config key `report_limits` overrides them.
 # Every item stays in the CSV beside the figure (predictions.csv, leakage.csv, agreement.csv, label_issues.csv).
@@ -40,7 +43,7 @@ REPORT_LIMITS = {"errors": 24, "error_rows": 20, "pairs": 8, "pair_rows": 24, "a
 GALLERY_META = "gallery.json"
 # for figures about 10 inches wide: still about 8 pt when scaled to the 16.5 cm text width
 WIDE_STYLE = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13,
-              "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12}
+              "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12, **LITERAL_TEXT}
 
 
 def _save(fig: Figure, out: str | Path, palette: bool = False) -> None:
@@ -66,7 +69,7 @@ def note_figure(text: str, out: str | Path, width: float = 5.0) -> None:
     """A one-line figure saying `text` (a gallery with nothing to show), drawn literally."""
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(width, 1.0))
-        fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, parse_math=False)
+        fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=13)
         _save(fig, out)
 
 
@@ -346,7 +349,7 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
             ax.imshow(_thumbnail(root / str(row["path"])))
             drawn.append(str(row["path"]))
             text, colour = cell_title(row)
-            ax.set_title(text, fontsize=title_size, pad=3, parse_math=False, **({"color": colour} if colour else {}))
+            ax.set_title(text, fontsize=title_size, pad=3, **({"color": colour} if colour else {}))
             if colour:
                 ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False,
                                        edgecolor=colour, linewidth=2.5, clip_on=False))
@@ -356,9 +359,9 @@ def _gallery_page(page: pd.DataFrame, root: Path, columns: int, out: Path, supti
                         bbox={"boxstyle": "square,pad=0.25", "facecolor": colour or "0.2",
                               "edgecolor": "none"})
             name = _short_name(row["path"], name_limit) if name_limit else Path(str(row["path"])).name
-            ax.text(0.5, -0.03, name, transform=ax.transAxes, parse_math=False,
+            ax.text(0.5, -0.03, name, transform=ax.transAxes,
                     ha="center", va="top", fontsize=name_size, color="0.3")
-        fig.suptitle(suptitle, fontsize=suptitle_size, parse_math=False)
+        fig.suptitle(suptitle, fontsize=suptitle_size)
         _save(fig, out, palette=True)
     return drawn
 

@@ -170,7 +170,7 @@ def plot_distributions(train: pd.DataFrame, other: pd.DataFrame, name: str, out:
         for ax, s in zip(axes.flat, statistics):
             a, b = _values(train, s), _values(other, s)
             both = np.concatenate([a, b])
-            ax.set_title(LABELS.get(s, s), parse_math=False)
+            ax.set_title(LABELS.get(s, s))
             ax.grid(True, alpha=0.3)
             ax.set_axisbelow(True)
             if not both.size:
@@ -209,7 +209,5 @@ def plot_distributions(train: pd.DataFrame, other: pd.DataFrame, name: str, out:
         handles = [Line2D([], [], color=c_train, lw=1.8, label=f"training (n={len(train)})"),
                    Line2D([], [], color=c_set, lw=1.8, ls="--" if len(other) < 5 else "-",
                           label=f"{name} (n={len(other)})")]
-        leg = fig.legend(handles=handles, loc="outside upper center", ncol=2, frameon=False)
-        for t in leg.get_texts():
-            t.set_parse_math(False)
+        fig.legend(handles=handles, loc="outside upper center", ncol=2, frameon=False)
         _save(fig, out)

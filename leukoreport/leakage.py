@@ -303,14 +303,38 @@ class LeakageSummary:
     n_near: int
     by_scope: dict[str, dict[str, int]] = field(default_factory=dict)
     label_conflicts: int = 0
+    groups: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The summary as plain JSON types."""
         return asdict(self)
 
 
+def group_counts(table: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per group (train, valid, test, external:NAME): images ``n``, ``distinct`` images (images joined by pairs
+    within the group count once), ``pairs_within`` and ``pairs_with_training`` (pairs with train/valid/test)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    out = {}
+    for group, rows in table.groupby("group", sort=False):
+        paths = pd.Index(rows["path"].astype(str).unique())
+        within = pairs[(pairs["group_a"] == group) & (pairs["group_b"] == group)]
+        a = paths.get_indexer(within["path_a"].astype(str))
+        b = paths.get_indexer(within["path_b"].astype(str))
+        keep = (a >= 0) & (b >= 0)
+        graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(len(paths), len(paths)))
+        distinct = connected_components(graph, directed=False)[0] if len(paths) else 0
+        other = pairs["group_b"].where(pairs["group_a"] == group, pairs["group_a"])
+        involved = (pairs["group_a"] == group) | (pairs["group_b"] == group)
+        out[str(group)] = {"n": int(len(rows)), "distinct": int(distinct), "pairs_within": int(len(within)),
+                           "pairs_with_training": int((involved & other.isin(SPLITS) & (other != group)).sum())}
+    return out
+
+
 def summarize(table: pd.DataFrame, pairs: pd.DataFrame, max_distance: int, hash_size: int) -> LeakageSummary:
-    """Count images, pairs per kind and scope (every scope listed) and pairs with different labels."""
+    """Count images, pairs per kind and scope (every scope listed), pairs with different labels and, when the
+    table has groups, images and distinct images per group (group_counts)."""
     _require(table, ["path"], "table")
     _require(pairs, ["kind", "scope", "same_label"], "pairs")
     bits = _check_hash_size(hash_size) ** 2
@@ -325,6 +349,8 @@ def summarize(table: pd.DataFrame, pairs: pd.DataFrame, max_distance: int, hash_
         n_images=int(len(table)), hash="phash", hash_bits=int(bits), max_distance=max_distance,
         n_pairs=int(len(pairs)), n_exact=n_exact, n_near=int(len(pairs)) - n_exact, by_scope=by_scope,
         label_conflicts=int((~pairs["same_label"].astype(bool)).sum()),
+        groups=group_counts(table, pairs) if {"group"} <= set(table.columns) and
+        {"group_a", "group_b", "path_a", "path_b"} <= set(pairs.columns) else {},
     )
 
 

@@ -1,4 +1,5 @@
-"""Run one workflow step with its output in the rule's log and bad input reported as one line."""
+"""Run one workflow step with its output in the rule's log and bad input reported as one line; progress lines
+go to the log and to the console that runs the workflow."""
 
 from __future__ import annotations
 
@@ -7,13 +8,34 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from leukoreport.errors import LeukoError
 
 
+class StepLog:
+    """What ``step_log`` yields: ``progress(line)`` writes one line to the rule's log and to the saved console."""
+
+    def __init__(self, log_fd: int, console_fd: int):
+        self._log_fd, self._console_fd = log_fd, console_fd
+
+    def progress(self, line: str) -> None:
+        """``line`` to the log and to the console, at once (unbuffered); a closed console is no error."""
+        data = (line.rstrip("\n") + "\n").encode()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(self._log_fd, data)
+        try:
+            os.write(self._console_fd, data)
+        except OSError:
+            pass
+
+
 @contextmanager
-def step_log(log_path: str | Path):
-    """Redirect stdout/stderr (file descriptors too) to ``log_path``; on error print one line and exit 1."""
+def step_log(log_path: str | Path) -> Iterator[StepLog]:
+    """Redirect stdout/stderr (file descriptors too) to ``log_path``; on error print one line and exit 1.
+
+    Yields a ``StepLog`` whose ``progress`` also reaches the original stderr (the Snakemake console)."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
@@ -25,7 +47,7 @@ def step_log(log_path: str | Path):
         os.dup2(log.fileno(), 2)
         error = None
         try:
-            yield
+            yield StepLog(log.fileno(), saved_err)
         except LeukoError as exc:
             error = f"error: {exc}"
             print(error, flush=True)
@@ -42,3 +64,19 @@ def step_log(log_path: str | Path):
     if error:
         print(error, file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def eta_seconds(seconds_per_step: float, done: int, total: int) -> float:
+    """Estimated seconds left: the mean time of the ``done`` steps times the ``total - done`` still to run."""
+    return seconds_per_step * max(0, total - done)
+
+
+def rough_duration(seconds: float) -> str:
+    """A duration for a progress line: 7.4 -> '7.4 s', 146.2 -> '146 s', 1380 -> '23 min', 9000 -> '2.5 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 180:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

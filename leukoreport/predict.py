@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leukoreport.data import validate_image
+from leukoreport.data import is_hidden, validate_image
 from leukoreport.errors import LeukoError
 from leukoreport.files import write_csv
 from leukoreport.metrics import prob_columns
@@ -54,7 +54,8 @@ def collect_images(paths: list[str | Path]) -> list[Path]:
 
 
 def _walk(folder: Path, seen: set[str]) -> list[Path]:
-    """Non-hidden files below ``folder``; a folder reached twice through links is listed once."""
+    """Files below ``folder`` that are neither hidden nor OS junk; a folder reached twice through links is listed
+    once."""
     real = os.path.realpath(folder)
     if real in seen:
         return []
@@ -65,7 +66,7 @@ def _walk(folder: Path, seen: set[str]) -> list[Path]:
         raise LeukoError(f"{folder.as_posix()}: cannot list folder ({exc.strerror or exc})") from exc
     files: list[Path] = []
     for entry in entries:
-        if entry.name.startswith("."):
+        if is_hidden(entry):  # hidden names and OS junk (Thumbs.db, desktop.ini, ...), as in the workflow
             continue
         if entry.is_dir():
             files += _walk(entry, seen)

@@ -24,7 +24,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from leukoreport.data import split_counts
-from leukoreport.card import limitations, model_card
+from leukoreport.card import leakage_sentences, limitations, model_card
+from leukoreport.provenance import Provenance, external_provenance, relation, training_provenance
 from leukoreport.errors import LeukoError
 from leukoreport.figures import GALLERY_META, PAIR_ORDER, left_out_text, pair_rows, report_limits
 from leukoreport.files import atomic_path, read_json, write_text
@@ -32,12 +33,10 @@ from leukoreport.formatting import (DASH, accuracy_text, estimate, gap_estimate,
                                     seconds, yes_no)
 from leukoreport.metrics import misclassified, read_predictions
 from leukoreport.report_validity import (baseline_cells, read_validity, summary_external, validity_section,
-                                         validity_sentences)
+                                         validity_by_set)
 from leukoreport.summary import GAP_COLUMNS, METRIC_COLUMNS, RunKey, run_folder, run_keys, run_label
 
 TITLE = "Leukocyte classification — rerun report"
-DEFAULT_CITATION = ("PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474, "
-                    "doi:10.1016/j.dib.2020.105474, CC BY 4.0")
 PACKAGES = ("torch", "torchvision", "fastai", "fastcore", "fasttransform", "numpy", "pandas",
             "scikit-learn", "matplotlib", "seaborn", "jinja2", "weasyprint", "snakemake", "pillow",
             "scikit-image", "cleanlab", "grad-cam")
@@ -465,7 +464,13 @@ def _summary(seeds: list[dict], datasets: list[str]) -> dict:
             "training": training, "seconds_mean": seconds_mean}
 
 
-def _data(results_dir: Path, split_seed: int, datasets: list[str], classes: list[str], citation: str) -> dict:
+def _origin(provenance: Provenance) -> str:
+    """'facts; citation' of declared provenance, or what is missing."""
+    parts = [p for p in (provenance.facts(), provenance.citation) if p]
+    return "; ".join(parts) if parts else ""
+
+
+def _data(results_dir: Path, split_seed: int, datasets: list[str], classes: list[str], config: dict) -> dict:
     spath = results_dir / "splits" / str(split_seed) / "split.csv"
     split = _read_csv(spath, ["path", "label", "split"], dtype={"path": str, "label": str, "split": str})
     table = split_counts(split)
@@ -481,9 +486,16 @@ def _data(results_dir: Path, split_seed: int, datasets: list[str], classes: list
         ext = _read_csv(epath, ["path", "label"], dtype={"path": str, "label": str})
         counts = ext["label"].value_counts()
         labels = list(classes) + sorted(set(counts.index) - set(classes))
+        declared = external_provenance(config).get(name, Provenance())
+        classes_json = epath.with_suffix(".json")  # the class folders matched (rule external)
+        mapped = _read_json(classes_json).get("mapped", []) if classes_json.is_file() else []
         external.append({"name": name,
                          "rows": [{"label": c, "count": int(counts.get(c, 0))} for c in labels],
-                         "total": int(len(ext))})
+                         "total": int(len(ext)), "origin": _origin(declared),
+                         "relation": relation(config, name) if declared.declared() else "provenance not declared",
+                         "mapped": mapped})
+    train = training_provenance(config)
+    citation = _origin(train) or "not given in the config (data_provenance)"
     return {"citation": citation, "split_seed": split_seed, "split_rows": split_rows, "n_images": int(len(split)), "external": external}
 
 
@@ -552,8 +564,7 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         if s["_recipe"] != recipe:
             notes.append(f"{s['label']} was trained with a different recipe from {seed_ctx[0]['label']}; "
                          f"see its section")
-    citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(shared, keys[0].split_seed, datasets, classes, citation)
+    data = _data(shared, keys[0].split_seed, datasets, classes, config)
     leakage = [_leakage(shared, split, limits=limits) for split in dict.fromkeys(k.split_seed for k in keys)]
     validity = read_validity(results_dir)
     external = _external(gaps, data, validity)
@@ -577,7 +588,7 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "external": external,
         "robustness": _robustness(results_dir, keys, datasets),
         "validity": validity_section(results_dir, keys, datasets, png_data_uri, shared, limits["label_rows"]),
-        "card": model_card(config, weights, recipe, data, table, leakage, keys, validity_sentences(validity)),
+        "card": model_card(config, weights, recipe, data, table, leakage, keys, validity_by_set(validity)),
         "notes": notes,
     }
 
@@ -595,7 +606,10 @@ def _leakage(results_dir: Path, split_seed: int, with_pages: bool = True, limits
            "n_near": summary["n_near"], "max_distance": summary["max_distance"], "hash": summary["hash"],
            "hash_bits": summary["hash_bits"], "label_conflicts": summary["label_conflicts"],
            "scopes": [{"scope": k, "exact": v.get("exact", 0), "near": v.get("near", 0)}
-                      for k, v in summary["by_scope"].items()]}
+                      for k, v in summary["by_scope"].items()],
+           "groups": summary.get("groups", {})}
+    ctx["group_rows"] = [{"group": g, **c} for g, c in ctx["groups"].items()]
+    ctx["sentences"] = leakage_sentences([ctx])[1:] if ctx["n_pairs"] else []
     if with_pages:
         ppath = audit / "leakage.csv"
         pairs = _read_csv(ppath, ["path_a", "group_a", "label_a", "path_b", "group_b", "label_b", "distance", "kind",
@@ -636,6 +650,7 @@ def _external(gaps: pd.DataFrame, data: dict, validity: pd.DataFrame | None = No
         present = [r["label"] for r in e["rows"] if r["count"] > 0]
         out.append({
             "name": e["name"], "total": e["total"], "classes_present": present,
+            "classes_text": f"all {len(present)}" if len(present) == len(e["rows"]) else ", ".join(present),
             "rows": [{"label": run_label(int(r["split_seed"]), int(r["seed"]), gaps["split_seed"].nunique()),
                       "accuracy": estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"]),
                       "n_correct": int(round(r["accuracy"] * r["n"])), "n": int(r["n"]),
@@ -760,8 +775,7 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
                        "best_epochs": ", ".join(str(p["best_epoch"]) for p in phases),
                        "seconds": seconds(_key(train, "seconds", tpath)), "device": train.get("device", DASH)})
     classes = list(trains[0]["classes"])
-    citation = str(config.get("data_citation") or DEFAULT_CITATION)
-    data = _data(shared, keys[0].split_seed, [str(d) for d in datasets], classes, citation)
+    data = _data(shared, keys[0].split_seed, [str(d) for d in datasets], classes, config)
     table, gaps = _summary_tables(results_dir)
     leakage = [_leakage(shared, split, with_pages=False) for split in dict.fromkeys(k.split_seed for k in keys)]
     headline = _headline(table, "test")
@@ -786,7 +800,8 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
                        "n_runs": robustness["n_runs"]},
         "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
-        "limitations": limitations(config, weights, data, table, leakage, keys, validity_sentences(validity)),
+        "limitations": limitations(config, weights, data, table, leakage, keys, validity_by_set(validity),
+                                   leakage_in_section=True),
         "variants": None,
         "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }

@@ -166,7 +166,12 @@ def _span(values: pd.Series, fmt) -> str:
 
 def validity_sentences(table: pd.DataFrame) -> list[str]:
     """Limitation sentences per external set computed from validity.csv: domain AUC and accuracy against majority."""
-    out = []
+    return list(validity_by_set(table).values())
+
+
+def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
+    """External set name → its limitation sentence from validity.csv (domain AUC, accuracy against majority)."""
+    out = {}
     for name, rows in table[table["dataset"] != "test"].groupby("dataset", sort=False):
         runs = f" in each of {len(rows)} runs" if len(rows) > 1 else ""
         if rows["domain_auc"].notna().all():
@@ -181,7 +186,7 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
             estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
         maj = rows["majority_accuracy"].iloc[0]
         if _missing(maj):
-            out.append(f"{subject}.")
+            out[str(name)] = f"{subject}."
             continue
         base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"
         if (rows["gain_high"] < 0).all():
@@ -190,7 +195,7 @@ def validity_sentences(table: pd.DataFrame) -> list[str]:
             verdict = f"its accuracy {acc} is above {base}{runs}"
         else:
             verdict = f"its accuracy {acc} is not shown to differ from {base}"
-        out.append(f"{subject}; {verdict}.")
+        out[str(name)] = f"{subject}; {verdict}."
     return out
 
 

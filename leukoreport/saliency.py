@@ -231,10 +231,10 @@ def plot_saliency_gallery(rows: pd.DataFrame, maps: list[np.ndarray], out, root=
             for ax, image in zip(sub.subplots(1, 2, gridspec_kw={"wspace": 0.03}), (_thumbnail(path), shown)):
                 ax.axis("off")
                 ax.imshow(image)
-            sub.suptitle(caption, fontsize=CAPTION_PT, color="black" if right else "darkred", parse_math=False)
-            sub.supxlabel(_name_line(row, has_why), fontsize=CAPTION_PT - 1, color="0.3", parse_math=False)
+            sub.suptitle(caption, fontsize=CAPTION_PT, color="black" if right else "darkred")
+            sub.supxlabel(_name_line(row, has_why), fontsize=CAPTION_PT - 1, color="0.3")
         if title:
-            fig.suptitle(title, fontsize=14, parse_math=False)
+            fig.suptitle(title, fontsize=14)
         _save(fig, out)
 
 

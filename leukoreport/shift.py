@@ -390,12 +390,6 @@ def accuracy_at_coverage(table: pd.DataFrame, coverage: float) -> float:
 
 # ---------------------------------------------------------------- figures
 
-def _literal_legend(leg) -> None:
-    """Draw every legend text literally (folder names may contain '$')."""
-    for t in leg.get_texts():
-        t.set_parse_math(False)
-
-
 def _colours(n: int) -> list:
     """n distinct colours: tab10, then tab20 beyond ten."""
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
@@ -431,9 +425,8 @@ def plot_risk_coverage(curves: dict[str, pd.DataFrame], out: str | Path, title: 
         ax.set_ylabel("accuracy of the kept images")
         ax.grid(True, alpha=0.3)
         ax.set_axisbelow(True)
-        ax.set_title(title, parse_math=False)
-        leg = fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
-        _literal_legend(leg)
+        ax.set_title(title)
+        fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
         _save(fig, out)
 
 
@@ -479,7 +472,6 @@ def plot_ood_bands(bands: dict[str, pd.DataFrame], out: str | Path, title: str) 
         ax.set_ylabel("accuracy (Wilson interval)")
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-        ax.set_title(title, parse_math=False)
-        leg = fig.legend(loc="outside lower center", ncol=min(n_sets, 4), frameon=False)
-        _literal_legend(leg)
+        ax.set_title(title)
+        fig.legend(loc="outside lower center", ncol=min(n_sets, 4), frameon=False)
         _save(fig, out)

@@ -10,12 +10,14 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from leukoreport.augment import StainAugmentation, stain_transforms, strip_leukoreport
 from leukoreport.errors import LeukoError
 from leukoreport.files import atomic_path
+from leukoreport.logs import eta_seconds, rough_duration
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "train_accuracy",
                    "seconds"]
@@ -310,6 +312,43 @@ def _tracker_class():
     return RestoreBest
 
 
+def epoch_line(phase_no: int, frozen: bool, epoch: int, max_epochs: int, train_loss: float, valid_loss: float,
+               accuracy: float, seconds: float, left: float) -> str:
+    """The progress line of one epoch (``epoch`` counted from 1 within the phase, ``left`` in seconds)."""
+    line = (f"phase {phase_no} ({'frozen' if frozen else 'unfrozen'}) epoch {epoch}/{max_epochs}: "
+            f"train loss {train_loss:.3f}, valid loss {valid_loss:.3f}, accuracy {100 * accuracy:.1f}%, "
+            f"{rough_duration(seconds)}, est. {rough_duration(left)} left in phase")
+    return line + (" (at most; early stopping may end sooner)" if epoch < max_epochs else "")
+
+
+def epoch_progress(phase_no: int, phase_cfg: PhaseConfig, progress: Callable[[str], None]):
+    """A fastai callback that hands ``progress`` one ``epoch_line`` after every epoch (it draws no random numbers);
+    passed to ``fit`` only, so that the exported learner never holds it."""
+    from fastai.callback.core import Callback
+
+    class EpochProgress(Callback):
+        order = 55  # after the Recorder (50) has the epoch's values, before early stopping (60) may end the fit
+
+        def __init__(self):
+            self.durations: list[float] = []
+
+        def before_epoch(self):
+            self._start = time.perf_counter()
+
+        def after_epoch(self):
+            self.durations.append(time.perf_counter() - self._start)
+            recorder = self.learn.recorder
+            rec = dict(zip(recorder.metric_names[1:-1], recorder.values[-1]))
+            done, mean = len(self.durations), sum(self.durations) / len(self.durations)
+            nan = float("nan")
+            progress(epoch_line(phase_no, phase_cfg.frozen, done, phase_cfg.max_epochs,
+                                float(rec.get("train_loss", nan)), float(rec.get("valid_loss", nan)),
+                                float(rec.get("accuracy", nan)), self.durations[-1],
+                                eta_seconds(mean, done, phase_cfg.max_epochs)))
+
+    return EpochProgress()
+
+
 def batch_limit(max_batches: int):
     """A fastai callback that ends every training pass and every validation pass after ``max_batches`` batches
     (config key ``max_batches``, for benchmarks); the one-cycle schedule spans the shortened epoch."""
@@ -337,8 +376,10 @@ def batch_limit(max_batches: int):
 
 
 def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str,
-                extra_cbs: list | None = None):
-    """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored)."""
+                extra_cbs: list | None = None, progress: Callable[[str], None] = print):
+    """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored).
+
+    ``progress`` gets one line per epoch (``epoch_line``) in place of fastai's bare lists."""
     from fastai.callback.tracker import EarlyStoppingCallback
 
     if phase_cfg.frozen:
@@ -349,8 +390,9 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
     stopper = EarlyStoppingCallback(monitor="valid_loss", patience=phase_cfg.patience)
     fit = learn.fit_one_cycle if schedule == "one_cycle" else learn.fit
     start = time.perf_counter()
-    with learn.no_bar():
-        fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=[tracker, stopper, *(extra_cbs or [])])
+    cbs = [tracker, stopper, epoch_progress(phase_no, phase_cfg, progress), *(extra_cbs or [])]
+    with learn.no_bar(), learn.no_logging():  # no bare fastai lists: the progress callback reports each epoch
+        fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=cbs)
     seconds = time.perf_counter() - start
     names = list(learn.recorder.metric_names[1:-1])  # train_loss, valid_loss, accuracy
     rows = []
@@ -384,8 +426,9 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
 
 
 def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None = None, init: str = "",
-          cache=None):
-    """Seed everything, train both phases, and return ``(learner, history, info)``.
+          cache=None, progress: Callable[[str], None] = print):
+    """Seed everything, train both phases, and return ``(learner, history, info)``; ``progress`` gets one line
+    per epoch (``epoch_line``).
 
     With ``cache`` (a ``fastload.ImageCache`` of the split) the images come from it; the returned learner
     holds the usual file-based DataLoaders either way, so that its export loads with ``load_learner`` alone.
@@ -416,7 +459,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     rows: list[dict] = []
     phases = []
     for number, phase_cfg in enumerate(cfg.phases, start=1):
-        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule, extra)
+        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule, extra, progress)
         rows += phase_rows
         phases.append(asdict(result))
     learn.dls = dls

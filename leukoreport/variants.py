@@ -12,7 +12,8 @@ from leukoreport.errors import LeukoError
 RECIPE_KEYS = ("pretrained", "size", "batch_size", "schedule", "phases", "augmentation", "stain_augmentation",
                "tta", "precision", "channels_last", "deterministic")
 # Keys every variant must share, so that all variants see the same images, splits and seeds.
-SHARED_KEYS = ("data_dir", "external", "split_seeds", "split_fractions", "max_per_class", "seeds", "class_aliases")
+SHARED_KEYS = ("data_dir", "data_provenance", "external", "split_seeds", "split_fractions", "max_per_class", "seeds",
+               "class_aliases")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -33,7 +33,9 @@ def fake_config(seeds=(1, 2), datasets=("test", "ext")) -> dict:
     """A config like the workflow's, for the report's YAML dump."""
     return {
         "data": "data/leukocytes",
-        "external": {d: f"data/{d}" for d in datasets if d != "test"},
+        "data_provenance": {"source": "PBC dataset", "scanner": "CellaVision DM96",
+                            "citation": "PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474"},
+        "external": {d: {"path": f"data/{d}", "source": f"lab of {d}"} for d in datasets if d != "test"},
         "seeds": list(seeds),
         "split_seed": 42,
         "split_fractions": [0.7, 0.15, 0.15],

@@ -6,7 +6,7 @@ import statistics
 
 import pandas as pd
 
-from leukoreport.card import limitations, metric_rows, model_card
+from leukoreport.card import leakage_sentences, limitations, metric_rows, model_card
 from leukoreport.summary import metrics_table, run_keys
 from test_summary import _metrics
 
@@ -46,7 +46,8 @@ def test_limitations_follow_the_run():
     assert "2 training seed(s) on one split (split seed 42)" in joined
     assert "External set 'ext' has 9 image(s) of 1 class(es) (a)" in joined
     assert "no exact or near duplicates" in joined and "109 images" in joined
-    assert "BatchNorm" in joined
+    assert "The training images' source is not given in the config (data_provenance)" in joined
+    assert "one laboratory" not in joined and "CellaVision" not in joined
     leaks = [{**NO_LEAKS[0], "n_pairs": 3, "n_exact": 1, "n_near": 2}]
     joined = " ".join(limitations({"max_per_class": 20}, WEIGHTS_IMAGENET, DATA, table(), leaks, run_keys([42], [1])))
     assert "not with ImageNet weights" not in joined
@@ -62,5 +63,97 @@ def test_model_card_fields():
                       table(), NO_LEAKS, run_keys([7], [1, 2]))
     assert card["split"] == "split 70/15/15 by class with split seed(s) 7"
     assert card["test_n"] == 20 and card["seeds"] == "seed 1, seed 2"
-    assert card["external"] == ["ext: 9 image(s), classes a"]
+    assert card["external"] == ["ext: 9 image(s), classes a; provenance not declared"]
     assert "phase 1 frozen, lr 0.001, up to 20 epochs, patience 3" in card["training"]
+
+
+def _audit(scopes: dict[str, int], groups: dict[str, dict]) -> dict:
+    n = sum(scopes.values())
+    return {**NO_LEAKS[0], "n_pairs": n, "n_exact": 0, "n_near": n, "split_seed": 42,
+            "scopes": [{"scope": k, "exact": 0, "near": v} for k, v in scopes.items()], "groups": groups}
+
+
+def test_leakage_sentences_say_where_pairs_are_and_what_follows():
+    """Within one external set: a smaller effective size with its distinct count, not 'optimistic'; across splits
+    and training vs external: optimistic results."""
+    within = _audit({"within external": 112}, {
+        "train": {"n": 1750, "distinct": 1750, "pairs_within": 0, "pairs_with_training": 0},
+        "external:aug": {"n": 500, "distinct": 388, "pairs_within": 112, "pairs_with_training": 0}})
+    text = leakage_sentences([within])
+    assert text[0] == "The leakage audit found 112 duplicate pair(s) (0 exact, 112 near)."
+    assert ("External set 'aug' holds 112 duplicate pair(s) within itself: only 388 of its 500 images are distinct, "
+            "so its effective size is smaller than n and its intervals are too narrow.") in text
+    assert not any("optimistic" in s for s in text)
+    across = _audit({"across splits": 2, "training vs external": 3}, {
+        "test": {"n": 375, "distinct": 375, "pairs_within": 0, "pairs_with_training": 2},
+        "external:lab2": {"n": 9, "distinct": 9, "pairs_within": 0, "pairs_with_training": 3}})
+    joined = " ".join(leakage_sentences([across]))
+    assert "2 pair(s) join different splits" in joined and "test and validation results may be optimistic" in joined
+    assert "3 pair(s) join training data and external set(s) ('lab2'): results on those sets may be optimistic" in joined
+    assert "distinct" not in joined
+
+
+def test_distinct_counts_from_the_audit(tmp_path):
+    """group_counts: a chain of three copies within one set counts once; a pair across groups changes no count."""
+    from leukoreport.leakage import group_counts
+
+    table = pd.DataFrame({"path": ["a", "b", "c", "d", "t"], "group": ["external:x"] * 4 + ["train"]})
+    pairs = pd.DataFrame({"path_a": ["a", "b", "t"], "group_a": ["external:x", "external:x", "train"],
+                          "path_b": ["b", "c", "d"], "group_b": ["external:x", "external:x", "external:x"]})
+    counts = group_counts(table, pairs)
+    assert counts["external:x"] == {"n": 4, "distinct": 2, "pairs_within": 2, "pairs_with_training": 1}
+    assert counts["train"] == {"n": 1, "distinct": 1, "pairs_within": 0, "pairs_with_training": 0}
+
+
+PBC = {"source": "PBC dataset", "scanner": "CellaVision DM96", "stain": "MGG"}
+
+
+def test_provenance_sentences_follow_the_config():
+    """A set declared from another source is named as tested; the one-laboratory claim appears only when no set
+    is declared from another source, and undeclared sets are said to be unknown."""
+    from leukoreport.provenance import provenance_sentences
+
+    other = {"data_provenance": PBC, "external": {
+        "raabin": {"path": "x", "source": "Raabin-WBC", "scanner": "Olympus CX18 + phone camera", "stain": "Giemsa"},
+        "same": {"path": "y", "source": " pbc DATASET "}, "plain": "z"}}
+    joined = " ".join(provenance_sentences(other))
+    assert "The training images come from PBC dataset, CellaVision DM96, MGG (config data_provenance)" in joined
+    assert "External set(s) from other sources: 'raabin' (Raabin-WBC, Olympus CX18 + phone camera, Giemsa)" in joined
+    assert "No external set is declared" not in joined
+    assert "External set(s) 'same' come from the training source" in joined
+    assert "External set(s) 'plain' declare no provenance" in joined
+    alone = " ".join(provenance_sentences({"data_provenance": PBC, "external": {"plain": "z"}}))
+    assert "No external set is declared to come from another source, so stain and scanner shift are not tested" in alone
+    nothing = provenance_sentences({"external": {}})
+    assert nothing == ["The training images' source is not given in the config (data_provenance); no external set "
+                       "is given, so shift to another laboratory, scanner or stain is not tested."]
+
+
+def test_model_card_states_each_sets_relation():
+    cfg = {"split_fractions": [0.7, 0.15, 0.15], "data_provenance": PBC,
+           "external": {"ext": {"path": "x", "source": "Lab 2", "stain": "Wright"}}}
+    card = model_card(cfg, WEIGHTS_IMAGENET, RECIPE, DATA, table(), NO_LEAKS, run_keys([7], [1]))
+    assert card["external"] == ["ext: 9 image(s), classes a; other source (Lab 2, Wright)"]
+    assert any("External set(s) from other sources: 'ext' (Lab 2, Wright)" in s for s in card["limitations"])
+
+
+def test_one_limitation_per_external_set_and_leakage_left_to_its_section():
+    """The interval sentence and the validity sentence of a set share one bullet; validity for a set without an
+    interval sentence stays its own bullet; with leakage_in_section only the count remains."""
+    validity = {"ext": "Set 'ext' is told apart from the training images with AUC 0.990.",
+                "other": "Set 'other' (too few images for the domain classifier)."}
+    leaks = [{**NO_LEAKS[0], "n_pairs": 3, "n_exact": 1, "n_near": 2,
+              "by_scope": {"across splits": {"exact": 1, "near": 2}}}]
+    text = limitations({}, WEIGHTS_IMAGENET, DATA, table(), leaks, run_keys([42], [1, 2]), validity)
+    ext = [t for t in text if "'ext'" in t]
+    assert len(ext) == 1 and ext[0].startswith("External set 'ext' has 9 image(s)")
+    assert ext[0].endswith(validity["ext"])
+    assert validity["other"] in text
+    full = leakage_sentences(leaks)
+    assert len(full) > 1 and all(s in text for s in full)
+    short = limitations({}, WEIGHTS_IMAGENET, DATA, table(), leaks, run_keys([42], [1, 2]), validity,
+                        leakage_in_section=True)
+    assert not any(s in short for s in full[1:])
+    assert "The leakage audit found 3 duplicate pair(s) (1 exact, 2 near): the leakage audit section says" in \
+        " ".join(short)
+    assert len(short) == len(text) - (len(full) - 1)

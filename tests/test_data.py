@@ -13,11 +13,14 @@ from PIL import Image, ImageFile
 
 from leukoreport.data import (
     IMAGE_SUFFIXES,
+    UnsupportedImage,
     check_external,
     discover,
     split_counts,
     stratified_split,
     subsample,
+    to_rgb,
+    validate_image,
 )
 from leukoreport.errors import LeukoError
 
@@ -196,7 +199,71 @@ def test_nested_folder(tmp_path):
 def test_broken_link(tmp_path):
     root = make_tree(tmp_path / "ds", {"a": 1})
     os.symlink(tmp_path / "missing.jpg", root / "a" / "link.jpg")
-    assert bad_input(discover, root).startswith(f"{(root / 'a' / 'link.jpg').as_posix()}: ")
+    assert bad_input(discover, root).startswith(f"{(root / 'a' / 'link.jpg').as_posix()}: broken link (its target ")
+
+
+def test_discover_skips_os_junk(tmp_path):
+    """Windows thumbnails and folder settings, NAS and zip-archive folders are skipped like hidden files."""
+    root = make_tree(tmp_path / "ds", {"a": 2})
+    for folder in (root, root / "a"):
+        (folder / "Thumbs.db").write_bytes(b"junk")
+        (folder / "desktop.ini").write_text("[.ShellClassInfo]")
+        (folder / "._a_000.jpg").write_bytes(b"\x00\x05\x16\x07")
+    (root / "__MACOSX" / "a").mkdir(parents=True)
+    (root / "__MACOSX" / "a" / "._a_000.jpg").write_bytes(b"\x00\x05\x16\x07")
+    (root / "a" / "@eaDir").mkdir()
+    df = discover(root)
+    assert df["label"].unique().tolist() == ["a"] and len(df) == 2
+
+
+# ---------------------------------------------------------------- pixel formats
+
+
+def test_to_rgb_refuses_16_bit_grayscale(tmp_path):
+    """fastai's loader (evaluation, prediction, the exported model) clips 16-bit grayscale above 255 to white, so
+    no conversion here could match it: refused, in to_rgb and in discover, in one line naming the file."""
+    values = np.array([[0, 128, 129, 257, 32767, 65534, 65535]], dtype=np.uint16)
+    little = Image.fromarray(values)
+    big_endian = Image.frombytes("I;16B", (7, 1), values.astype(">u2").tobytes())
+    assert (little.mode, big_endian.mode) == ("I;16", "I;16B")
+    for img in (little, big_endian):
+        with pytest.raises(UnsupportedImage, match=rf"^mode {img.mode}: 16-bit grayscale .*save it as 8-bit$"):
+            to_rgb(img)
+    folder = tmp_path / "ds" / "a"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(folder / "ok.png")
+    little.save(folder / "g16.tif")
+    with Image.open(folder / "g16.tif") as img:
+        assert img.mode == "I;16"
+    msg = bad_input(discover, tmp_path / "ds")
+    assert msg.startswith(f"{(folder / 'g16.tif').as_posix()}: unsupported image (mode I;16: 16-bit grayscale"), msg
+
+
+def test_to_rgb_keeps_pil_conversion_for_8_bit_modes():
+    for mode, colour, expected in [("L", 7, (7, 7, 7)), ("RGBA", (1, 2, 3, 0), (1, 2, 3)),
+                                   ("CMYK", (0, 255, 0, 0), (255, 0, 255)), ("1", 1, (255, 255, 255))]:
+        img = Image.new(mode, (2, 2), colour)
+        assert to_rgb(img).getpixel((0, 0)) == expected, mode
+    rgb = Image.new("RGB", (2, 2), (4, 5, 6))
+    assert to_rgb(rgb) is not rgb  # a new image, like convert("RGB")
+
+
+@pytest.mark.parametrize("array", [np.full((4, 4), 70000, dtype=np.int32), np.full((4, 4), 0.5, dtype=np.float32)])
+def test_32_bit_and_float_images_are_refused_in_one_line(tmp_path, array):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(array).save(path)
+    msg = bad_input(validate_image, path)
+    assert msg.startswith(f"{path.as_posix()}: unsupported image (mode ") and msg.endswith("save it as 8-bit)")
+
+
+def test_images_over_pils_pixel_limit_are_refused(tmp_path, monkeypatch):
+    """Above Image.MAX_IMAGE_PIXELS PIL only warns (it refuses at twice that): refused from the limit on."""
+    path = tmp_path / "big.png"
+    Image.new("RGB", (60, 50)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 3000 pixels: PIL's warning, not its error
+    assert bad_input(validate_image, path).startswith(f"{path.as_posix()}: image too large (")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
+    validate_image(path)
 
 
 # ---------------------------------------------------------------- check_external

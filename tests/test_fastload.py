@@ -66,6 +66,18 @@ def test_cache_holds_the_pil_bilinear_resize(tmp_path, monkeypatch):
         build_cache([str(tmp_path / "bad.png")], 32)
 
 
+def test_16_bit_grayscale_is_refused_and_leaves_no_cache_file(tmp_path):
+    """fastai's loader clips 16-bit grayscale above 255 to white; the cache refuses it rather than differ."""
+    paths = _write_images(tmp_path / "images", [(40, 40)] * 2)
+    values = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "images" / "g16.tif")
+    with pytest.raises(LeukoError) as info:
+        build_cache(paths + [str(tmp_path / "images" / "g16.tif")], 32, out=tmp_path / "out" / "c.bin")
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith(f"{tmp_path / 'images' / 'g16.tif'}: ") and "16-bit grayscale" in msg
+    assert list((tmp_path / "out").iterdir()) == []  # neither the cache nor its temporary file
+
+
 def test_a_failed_build_leaves_no_cache_file(tmp_path):
     paths = _write_images(tmp_path / "images", [(40, 40)] * 3)
     (tmp_path / "images" / "bad.png").write_bytes(b"not a png")

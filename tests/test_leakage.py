@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -322,8 +323,10 @@ def test_summary_and_messages(planted):
     assert msg.startswith("leakage audit: 3 duplicate pair(s) found (1 exact, 2 near at Hamming distance <= 4): "
                           "2 across splits, 1 training vs external")
     assert "results/logs/leakage.log" in msg and "set leakage: warn" in msg
-    again = summarize(pd.DataFrame({"path": range(8)}), pairs, 4, 8)
-    assert again == summary
+    again = summarize(pd.DataFrame({"path": range(8)}), pairs, 4, 8)  # no groups: no per-group counts
+    assert again.groups == {} and again == dataclasses.replace(summary, groups={})
+    assert data["groups"]["external:ext"] == {"n": 2, "distinct": 2, "pairs_within": 0, "pairs_with_training": 1}
+    assert sum(g["pairs_with_training"] for g in data["groups"].values()) == 2 * 2 + 1  # each across pair counts twice
     text = format_pairs(pairs)
     lines = text.splitlines()
     assert len(lines) == 1 + len(pairs)

@@ -87,12 +87,15 @@ def test_context_numbers_match_predictions(fake):
     assert ctx["benchmarks"]["total_seconds"] == "814.9 s"
     assert ctx["weights"]["init"] == "ImageNet (torchvision IMAGENET1K_V1)"
     assert [p["lr"] for p in ctx["recipe"]["phases"]] == ["0.001", "0.0001"]
-    assert ctx["data"]["citation"].startswith("PBC dataset, Acevedo et al. (2020)")
+    assert ctx["data"]["citation"] == ("PBC dataset, CellaVision DM96; "
+                                       "PBC dataset, Acevedo et al. (2020), Data in Brief 30:105474")
+    assert ext["origin"] == "lab of ext" and ext["relation"] == "other source"
 
 
 def test_single_seed_has_no_mean_row(tmp_path):
     results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
-    ctx = report.build_context(results, {"data_citation": "My citation"}, [SPLIT], [5], ["test"], RUN_INFO)
+    ctx = report.build_context(results, {"data_provenance": {"citation": "My citation"}}, [SPLIT], [5], ["test"],
+                               RUN_INFO)
     assert ctx["summary"]["tables"][0]["mean"] is None and ctx["summary"]["seconds_mean"] is None
     assert ctx["data"]["citation"] == "My citation"
     html = report.render_html(ctx, TEMPLATES)
@@ -298,8 +301,9 @@ def test_summary_external_table_has_majority_and_domain_auc(fake, tmp_path):
     table = pd.read_csv(results / "summary" / "validity.csv")
     for r in ctx["external"][0]["rows"]:
         assert r["validity"]["majority"] == "100.0%"  # every fake external image is of the first class
-    sentences = [s for s in ctx["limitations"] if s.startswith("Set 'ext'")]
+    sentences = [s for s in ctx["limitations"] if "Set 'ext'" in s]  # one bullet per set, maybe after its width
     assert len(sentences) == 1 and "majority baseline 100.0%" in sentences[0]
+    assert ctx["external"][0]["classes_text"] == ", ".join(ctx["external"][0]["classes_present"])  # one of 5
     assert table.loc[table["dataset"] == "ext", "majority_accuracy"].eq(1.0).all()
 
 

@@ -117,9 +117,11 @@ def test_collect_benchmarks_equals_the_tsv_files(tmp_path):
         assert step["files"][name]["seconds"] == table["s"].iloc[0]
         rss = pd.to_numeric(table["max_rss"], errors="coerce").iloc[0]
         assert step["files"][name]["max_rss_mb"] == (None if math.isnan(rss) else rss)
-    assert steps["report_pdf"] == {"seconds": 24.75, "max_rss_mb": 700.25, "jobs": 2,
-                                   "files": {"report_pdf.tsv": {"seconds": 20.5, "max_rss_mb": 700.25},
-                                             "summary_pdf.tsv": {"seconds": 4.25, "max_rss_mb": None}}}
+    assert steps["report_pdf"] == {"seconds": 24.75, "cpu_seconds": 19.4, "max_rss_mb": 700.25, "jobs": 2,
+                                   "files": {"report_pdf.tsv": {"seconds": 20.5, "cpu_seconds": 19.4,
+                                                                "max_rss_mb": 700.25},
+                                             "summary_pdf.tsv": {"seconds": 4.25, "cpu_seconds": None,
+                                                                 "max_rss_mb": None}}}
     assert steps["split"]["seconds"] == 12.3456 and steps["train"]["jobs"] == 1
 
 
@@ -152,6 +154,20 @@ def test_targets_judge_slopes_and_rss():
     partial = targets({n: result(n, 1.0, 500.0) for n in (2500, 10000)})["steps"]["train"]
     assert partial["rss_at_source"] == "extrapolated from n=10000" and partial["rss_ok"]
     assert targets({2500: result(2500, 1.0, 500.0)})["all_ok"] is None
+    assert targets({n: result(n, 1.0, 500.0) for n in sizes})["steps"]["leakage"]["time_note"].startswith("under 5 s")
+
+
+def test_targets_judge_cpu_seconds_when_every_benchmark_has_them():
+    """Wall time inflated by overlapping jobs at the largest size does not fail a step whose CPU work is linear."""
+    def result(n):
+        return {"steps": {"image_stats": {"seconds": 1e-6 * n**1.6, "cpu_seconds": 0.01 * n, "max_rss_mb": 200.0}}}
+
+    verdict = targets({n: result(n) for n in (2500, 10000, 50000)})
+    assert verdict["time_basis"] == "cpu_seconds"
+    assert verdict["steps"]["image_stats"]["time_slope"] == pytest.approx(1.0, abs=1e-3)
+    assert verdict["steps"]["image_stats"]["time_ok"] is True
+    wall_only = {n: {"steps": {"image_stats": {"seconds": 1e-5 * n**1.6, "max_rss_mb": 200.0}}} for n in (2500, 10000)}
+    assert targets(wall_only)["time_basis"] == "seconds" and targets(wall_only)["all_ok"] is False
 
 
 def test_scale_config_is_a_valid_workflow_config(tmp_path):

@@ -108,9 +108,12 @@ def make_shifted_sets(src: Path, project: Path) -> None:
     from skimage.color import hed2rgb, rgb2hed
 
     for folder in sorted(src.iterdir()):
+        # other labs name folders their way: 'segmented' (config class_aliases) and capitalised names
+        names = {"ext_plain": folder.name, "ext_stain": "segmented" if folder.name == "neutrophil" else folder.name,
+                 "ext_blur": folder.name.capitalize()}
         for f in sorted(folder.iterdir())[SMOKE_PER_CLASS + 20:SMOKE_PER_CLASS + 20 + SHIFTED_PER_CLASS]:
             for kind in ("ext_plain", "ext_stain", "ext_blur"):
-                (project / kind / folder.name).mkdir(parents=True, exist_ok=True)
+                (project / kind / names[kind]).mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, project / "ext_plain" / folder.name / f.name)
             with Image.open(f) as img:
                 rgb = img.convert("RGB")
@@ -118,9 +121,9 @@ def make_shifted_sets(src: Path, project: Path) -> None:
             hed[..., 0] *= 1.8
             hed[..., 1] *= 0.3
             Image.fromarray((np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)).save(
-                project / "ext_stain" / folder.name / f"{f.stem}.png")
+                project / "ext_stain" / names["ext_stain"] / f"{f.stem}.png")
             small = rgb.filter(ImageFilter.GaussianBlur(2)).resize((int(rgb.width * 0.6), int(rgb.height * 0.6)))
-            small.save(project / "ext_blur" / folder.name / f"{f.stem}.png")
+            small.save(project / "ext_blur" / names["ext_blur"] / f"{f.stem}.png")
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +133,11 @@ def smoke_run(tmp_path_factory):
     cfg = yaml.safe_load((project / "config" / "smoke.yaml").read_text())
     cfg.update(data_dir="smoke_data", max_per_class=None,
                external={"external_monocyte": "data/external_monocyte", "mixed": "mixed_external",
-                         "ext_plain": "ext_plain", "ext_stain": "ext_stain", "ext_blur": "ext_blur"})
+                         "ext_plain": {"path": "ext_plain", "source": cfg["data_provenance"]["source"]},
+                         "ext_stain": {"path": "ext_stain", "source": "simulated second laboratory",
+                                       "stain": "haematoxylin-heavy (simulated)"},
+                         "ext_blur": "ext_blur"},
+               class_aliases={"Segmented": "neutrophil"})
     (project / "test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.perf_counter()
     proc = snakemake(project, "--cores", "2", "--configfile", "test.yaml")
@@ -334,6 +341,29 @@ def test_external_validity_shows_the_shifted_sets_as_shifted(smoke_run):
     summary = html_module.unescape((project / "results/report/summary.html").read_text())
     assert "domain AUC" in summary and "majority" in summary
     assert "Set 'ext_stain' is told apart from the training images with AUC" in summary
+
+
+def test_other_labs_folders_and_provenance(smoke_run):
+    """Capitalised and aliased class folders reach the training classes, every mapping is stated, and the
+    limitations follow the declared provenance instead of claiming one laboratory."""
+    project, cfg, _ = smoke_run
+    blur = pd.read_csv(project / "results/data/external/ext_blur.csv")
+    assert sorted(blur["label"].unique()) == sorted(pd.read_csv(project / "results/splits/42/split.csv")["label"].unique())
+    assert blur["path"].str.contains("/Basophil/").any()
+    mapped = json.loads((project / "results/data/external/ext_stain.json").read_text())["mapped"]
+    assert mapped == [{"folder": "segmented", "class": "neutrophil", "how": "class_aliases"}]
+    assert len(json.loads((project / "results/data/external/ext_blur.json").read_text())["mapped"]) == 5
+    report = html_module.unescape((project / "results/report/report.html").read_text())
+    data = report[report.index('<section id="data">'):]
+    assert "Class folders mapped: “segmented” → neutrophil (class_aliases)." in data
+    assert "“Basophil” → basophil (case or spaces)" in data
+    assert "simulated second laboratory, haematoxylin-heavy (simulated) (other source)" in data
+    summary = " ".join(html_module.unescape((project / "results/report/summary.html").read_text()).split())
+    assert "External set(s) from other sources: 'ext_stain' (simulated second laboratory" in summary
+    assert "External set(s) 'ext_plain' come from the training source" in summary
+    assert "'ext_blur'" in summary and "declare no provenance" in summary
+    assert "one laboratory" not in summary and "No external set is declared" not in summary
+    assert "may be optimistic" in summary  # the planted pairs across splits and training vs external
 
 
 def test_summary_pdf_has_at_most_two_pages(smoke_run):

@@ -1,20 +1,23 @@
 from snakemake.utils import validate
 
-from leukoreport.config import check_config
+from leukoreport.config import check_config, exit_on_error
+from leukoreport.provenance import external_paths
 from leukoreport.summary import run_keys, run_label
 from leukoreport.variants import reference_variant, variant_configs
-
-check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 # Recipe variants (config key `variants`): each variant's runs, summaries and diagnostics live under
 # results/variants/{variant}/ with the same layout as results/ of a single-recipe run; data, splits, caches,
 # the leakage audit and image statistics stay shared under results/.
-VARIANTS = variant_configs(
-    config, workflow.source_path("../schemas/config.schema.yaml")
-)
+# A config error is one line `error: config key ...` and exit status 1.
+with exit_on_error():
+    check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    VARIANTS = variant_configs(
+        config, workflow.source_path("../schemas/config.schema.yaml")
+    )
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
 REFERENCE = reference_variant(config)
 ROOT = "results/variants/{variant}" if VARIANTS else "results"
 LOGS = f"{ROOT}/logs"
@@ -23,7 +26,7 @@ BENCH = f"{ROOT}/benchmarks"
 
 SPLITS = [int(s) for s in config["split_seeds"]]
 SEEDS = [int(s) for s in config["seeds"]]
-EXTERNAL = dict(config["external"])
+EXTERNAL = external_paths(config)
 DATASETS = ["test"] + list(EXTERNAL)
 VALIDITY = config["validity"]
 

@@ -45,7 +45,8 @@ rule external:
         images=lambda wc: EXTERNAL[wc.name],
         split=f"results/splits/{SPLITS[0]}/split.csv",
     output:
-        "results/data/external/{name}.csv",
+        images="results/data/external/{name}.csv",
+        classes="results/data/external/{name}.json",
     log:
         "results/logs/external_{name}.log",
     benchmark:
@@ -56,5 +57,7 @@ rule external:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        aliases=config.get("class_aliases", {}),
     script:
         "../scripts/external.py"

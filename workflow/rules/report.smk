@@ -2,6 +2,7 @@ rule report_html:
     input:
         split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
+        external_classes=expand("results/data/external/{name}.json", name=EXTERNAL),
         weights="results/weights/resnet18.json",
         audit=expand(
             "results/splits/{split}/audit/{file}",
@@ -88,6 +89,7 @@ rule summary_html:
     input:
         split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
+        external_classes=expand("results/data/external/{name}.json", name=EXTERNAL),
         weights="results/weights/resnet18.json",
         audit=expand("results/splits/{split}/audit/leakage.json", split=SPLITS),
         summary=every(

@@ -7,9 +7,10 @@ from leukoreport.evaluate import load_model, predict_with_features
 from leukoreport.logs import step_log
 from leukoreport.train import resolve_device
 
-with step_log(snakemake.log[0]):
+with step_log(snakemake.log[0]) as log:
     rows = train_sample(pd.read_csv(snakemake.input.split), snakemake.params.limit, snakemake.params.seed)
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
-    _, embeddings = predict_with_features(learn, rows, snakemake.params.batch_size, snakemake.threads)
+    _, embeddings = predict_with_features(learn, rows, snakemake.params.batch_size, snakemake.threads,
+                                          progress=log.progress)
     save_embeddings(embeddings, snakemake.output[0])
     print(f"embedded {len(rows)} training images ({embeddings.features.shape[1]} features)")

@@ -11,7 +11,7 @@ from leukoreport.logs import step_log
 from leukoreport.metrics import Uncertainty, compute_metrics
 from leukoreport.train import resolve_device
 
-with step_log(snakemake.log[0]):
+with step_log(snakemake.log[0]) as log:
     images = pd.read_csv(snakemake.input.images)
     if "split" in images.columns:
         images = images[images["split"] == "test"]
@@ -19,7 +19,7 @@ with step_log(snakemake.log[0]):
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
     tta, seed = bool(snakemake.params.tta), int(snakemake.wildcards.seed)  # TTA seeded with the training seed
     predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads,
-                                                    tta, seed)
+                                                    tta, seed, log.progress)
     classes = [str(c) for c in learn.dls.vocab]
     uncertainty = Uncertainty.from_config(snakemake.params.uncertainty)
     metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),

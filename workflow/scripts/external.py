@@ -1,14 +1,22 @@
-"""Discover and check one external set against the training classes."""
+"""Discover one external set and match its class folders to the training classes (case, spaces, class_aliases)."""
 
 import pandas as pd
 
-from leukoreport.data import check_external, discover
-from leukoreport.files import write_csv
+from leukoreport.classnames import mapping_rows, match_classes, relabel
+from leukoreport.data import discover
+from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
 
 with step_log(snakemake.log[0]):
-    classes = sorted(pd.read_csv(snakemake.input.split)["label"].unique())
+    split = pd.read_csv(snakemake.input.split, dtype=str, keep_default_na=False)
+    classes = sorted(split["label"].unique())
     images = discover(snakemake.input.images)
-    check_external(images, classes, snakemake.input.images)
-    write_csv(images, snakemake.output[0])
+    folders = list(pd.unique(images["label"]))
+    mapping = match_classes(folders, classes, snakemake.params.aliases, snakemake.input.images)
+    write_json({"folder": snakemake.input.images, "classes": mapping,
+                "mapped": mapping_rows(mapping, snakemake.params.aliases)}, snakemake.output.classes)
+    images = relabel(images, mapping)
+    write_csv(images, snakemake.output.images)
+    for row in mapping_rows(mapping, snakemake.params.aliases):
+        print(f"class folder '{row['folder']}' -> {row['class']} ({row['how']})")
     print(images["label"].value_counts().sort_index())

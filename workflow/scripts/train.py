@@ -9,12 +9,13 @@ from leukoreport.files import write_csv, write_json
 from leukoreport.logs import step_log
 from leukoreport.train import TrainConfig, export_learner, train
 
-with step_log(snakemake.log[0]):
+with step_log(snakemake.log[0]) as log:
     split = pd.read_csv(snakemake.input.split)
     weights = json.loads(open(snakemake.input.weights).read())
     cfg = TrainConfig.from_config(snakemake.params.train)
     cache = load_cache(snakemake.input.cache) if snakemake.input.cache else None
-    learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"], cache)
+    learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"], cache,
+                                 log.progress)
     info["split_seed"] = snakemake.params.split_seed
     export_learner(learn, snakemake.output.model)
     write_csv(history, snakemake.output.history)
