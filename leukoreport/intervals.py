@@ -13,6 +13,8 @@ from scipy import stats
 
 from leukoreport.errors import LeukoError
 
+BATCH_ELEMENTS = 2_000_000  # values per bootstrap batch (resamples x images): about 16 MB of int64 per array
+
 
 def _check_confidence(where: str, confidence: float) -> float:
     """`confidence` as a float strictly between 0 and 1, else LeukoError."""
@@ -184,6 +186,12 @@ class BootstrapCI:
         return asdict(self)
 
 
+def bootstrap_batch(n: int) -> int:
+    """Resamples (and jackknife samples) per batch, so that a batch holds about ``BATCH_ELEMENTS`` values: memory
+    stays bounded as n grows, and the interval is the same as unbatched (the generator's draws come in order)."""
+    return max(1, BATCH_ELEMENTS // max(int(n), 1))
+
+
 def bootstrap_ci(y_true, y_pred, n_classes: int, statistic: str, confidence: float = 0.95,
                  n_resamples: int = 9999, seed: int = 0) -> BootstrapCI:
     """Paired BCa bootstrap interval of "balanced_accuracy" or "macro_f1" over images."""
@@ -208,7 +216,7 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, statistic: str, confidence: flo
             warnings.simplefilter("ignore")
             res = stats.bootstrap((yt, yp), vectorised, n_resamples=int(n_resamples), vectorized=True,
                                   paired=True, confidence_level=confidence, method="BCa",
-                                  rng=np.random.default_rng(seed))
+                                  rng=np.random.default_rng(seed), batch=bootstrap_batch(yt.size))
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if math.isfinite(lo) and math.isfinite(hi):
             low, high = lo, hi

@@ -549,19 +549,21 @@ def plot_scaling(report: dict, out: str | Path) -> Path:
     results = {int(n): r for n, r in report["results"].items()}
     sizes = sorted(results)
     steps = list(dict.fromkeys(s for n in sizes for s in results[n]["steps"]))
+    key = report.get("targets", {}).get("time_basis", "seconds")  # the values the slopes are judged on
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(14, 6.5), sharex=True)
     cmap = plt.get_cmap("tab20")
     styles = ["-", "--", ":", "-."]
     for i, step in enumerate(steps):
         kw = dict(color=cmap(i % 20), linestyle=styles[(i // 20) % 4], marker="o", markersize=3, linewidth=1)
-        t = [(n, results[n]["steps"][step]["seconds"]) for n in sizes if step in results[n]["steps"]]
+        t = [(n, results[n]["steps"][step][key]) for n in sizes
+             if step in results[n]["steps"] and results[n]["steps"][step][key]]
         m = [(n, results[n]["steps"][step]["max_rss_mb"]) for n in sizes
              if step in results[n]["steps"] and results[n]["steps"][step]["max_rss_mb"]]
         if t:
             ax_t.plot(*zip(*t), label=step, **kw)
         if m:
             ax_m.plot(*zip(*m), label=step, **kw)
-    total = [(n, sum(s["seconds"] for s in results[n]["steps"].values())) for n in sizes]
+    total = [(n, sum(s[key] for s in results[n]["steps"].values())) for n in sizes]
     ax_t.plot(*zip(*total), color="black", linewidth=2.5, marker="s", label="sum of steps")
     if sizes:
         n0, t0 = total[0]
@@ -572,7 +574,8 @@ def plot_scaling(report: dict, out: str | Path) -> Path:
     ax_m.axhline(RSS_LIMIT_BYTES / MB, color="red", linewidth=1, linestyle="--")
     ax_m.annotate("8 GB", (0.01, RSS_LIMIT_BYTES / MB), xycoords=("axes fraction", "data"), color="red",
                   va="bottom", fontsize=8)
-    for ax, label in ((ax_t, "seconds (summed over the step's jobs)"), (ax_m, "peak RSS, MB (largest job)")):
+    what = "CPU seconds" if key == "cpu_seconds" else "seconds"
+    for ax, label in ((ax_t, f"{what} (summed over the step's jobs)"), (ax_m, "peak RSS, MB (largest job)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("images (n)")

@@ -262,6 +262,34 @@ def test_bootstrap_agrees_with_a_direct_scipy_call_on_sklearn_statistics():
         assert not ours.degenerate and ours.method == "BCa" and ours.n_resamples == 999
 
 
+def test_bootstrap_in_batches_equals_one_unbatched_call(monkeypatch):
+    """Resamples come in batches of about BATCH_ELEMENTS values (bounded memory at any n); the interval is the
+    one scipy gives without batches, to the last bit."""
+    import leukoreport.intervals as intervals
+
+    rng = np.random.default_rng(8)
+    y_true, y_pred = noisy_predictions(rng, 600, 5)
+    assert intervals.bootstrap_batch(600) == intervals.BATCH_ELEMENTS // 600
+    monkeypatch.setattr(intervals, "BATCH_ELEMENTS", 600 * 7)
+    seen = []
+    real = stats.bootstrap
+    monkeypatch.setattr(intervals.stats, "bootstrap", lambda *a, **k: seen.append(k["batch"]) or real(*a, **k))
+    for name, reference in (("balanced_accuracy", sk_balanced_accuracy), ("macro_f1", sk_macro_f1)):
+        ours = bootstrap_ci(y_true, y_pred, 5, name, n_resamples=999, seed=11)
+        func = intervals._STATISTICS[name]
+
+        def vectorised(t, p, axis=-1):
+            return func(np.moveaxis(t, axis, -1), np.moveaxis(p, axis, -1), 5)
+
+        whole = real((y_true, y_pred), vectorised, n_resamples=999, vectorized=True, paired=True, method="BCa",
+                     rng=np.random.default_rng(11))
+        assert (ours.low, ours.high) == (whole.confidence_interval.low, whole.confidence_interval.high)
+        assert ours.low == pytest.approx(real((y_true, y_pred), reference, n_resamples=999, vectorized=False,
+                                              paired=True, method="BCa",
+                                              rng=np.random.default_rng(11)).confidence_interval.low, abs=1e-9)
+    assert seen == [7, 7]
+
+
 def test_bootstrap_confidence_level_is_passed_on():
     rng = np.random.default_rng(6)
     y_true, y_pred = noisy_predictions(rng, 60, 3)
