@@ -471,6 +471,7 @@ def targets(results: dict[int, dict]) -> dict:
     seconds = {n: {s: v[basis] for s, v in results[n]["steps"].items()} for n in sizes}
     rss = {n: {s: v["max_rss_mb"] for s, v in results[n]["steps"].items()} for n in sizes}
     time_slopes, rss_slopes = growth_exponents(seconds), growth_exponents(rss)
+    wall_slopes = growth_exponents({n: {s: v["seconds"] for s, v in results[n]["steps"].items()} for n in sizes})
     limit_mb = RSS_LIMIT_BYTES / MB
     steps = {}
     for step, slope in time_slopes.items():
@@ -485,7 +486,7 @@ def targets(results: dict[int, dict]) -> dict:
             at, how = None, "not enough sizes"
         largest = max((seconds[n].get(step) or 0.0) for n in sizes)
         short = largest < MIN_SECONDS and len(sizes) > 1
-        steps[step] = {"time_slope": slope, "time_slope_limit": limit,
+        steps[step] = {"time_slope": slope, "wall_time_slope": wall_slopes.get(step), "time_slope_limit": limit,
                        "time_ok": True if short else (None if slope is None else bool(slope <= limit)),
                        "time_note": f"under {MIN_SECONDS:g} s at every size: not judged" if short else None,
                        "rss_slope": rss_slopes.get(step),
@@ -578,6 +579,8 @@ def plot_scaling(report: dict, out: str | Path) -> Path:
     for ax, label in ((ax_t, f"{what} (summed over the step's jobs)"), (ax_m, "peak RSS, MB (largest job)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("images (n)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
@@ -587,6 +590,10 @@ def plot_scaling(report: dict, out: str | Path) -> Path:
     fig.suptitle(f"leukoreport workflow scaling · {where} · {settings['size']} px, "
                  f"{settings['max_batches']} batches per epoch")
     handles, labels = ax_t.get_legend_handles_labels()
+    for handle, label in zip(*ax_m.get_legend_handles_labels()):  # steps with no CPU time to plot
+        if label not in labels:
+            handles.append(handle)
+            labels.append(label)
     fig.legend(handles, labels, loc="center right", fontsize=7, ncol=1, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     out = Path(out)
@@ -661,7 +668,8 @@ def finish(report: dict, out: Path) -> None:
     report["notes"] = [
         "seconds: the benchmark file's s (wall) summed over the rule's jobs; cpu_seconds: its cpu_time summed, the "
         "basis of the time slopes (targets.time_basis), since jobs overlapping on 2 cores inflate each other's wall "
-        "time; "
+        "time; Snakemake samples cpu_time (each second for 30 s, then every 30 s), so the CPU after a job's last "
+        "sample is missing: both are kept, and wall_time_slope gives the slope of the wall seconds beside; "
         "max_rss_mb: the largest max_rss of the rule's jobs in MB = 2**20 bytes (None: finished before the first "
         "sample); jobs: benchmark files of the rule",
         f"training: at most {report['settings']['max_batches']} training and validation batches per epoch "

@@ -166,6 +166,7 @@ def test_targets_judge_cpu_seconds_when_every_benchmark_has_them():
     assert verdict["time_basis"] == "cpu_seconds"
     assert verdict["steps"]["image_stats"]["time_slope"] == pytest.approx(1.0, abs=1e-3)
     assert verdict["steps"]["image_stats"]["time_ok"] is True
+    assert verdict["steps"]["image_stats"]["wall_time_slope"] == pytest.approx(1.6, abs=1e-3)  # shown beside
     wall_only = {n: {"steps": {"image_stats": {"seconds": 1e-5 * n**1.6, "max_rss_mb": 200.0}}} for n in (2500, 10000)}
     assert targets(wall_only)["time_basis"] == "seconds" and targets(wall_only)["all_ok"] is False
 
