@@ -6,6 +6,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -119,19 +120,26 @@ def class_names(learn) -> list[str]:
 
 
 def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: bool = False,
-                          seed: int = 0) -> np.ndarray:
+                          seed: int = 0, progress: Callable[[str], None] | None = None,
+                          progress_every: int | None = None) -> np.ndarray:
     """Class probabilities (images × classes, float64) of already validated images.
 
     With ``tta``, fastai ``Learner.tta`` (4 passes with the training augmentation, averaged, then
-    ``0.75 * augmented + 0.25 * plain``), its random augmentations seeded with ``seed``.
+    ``0.75 * augmented + 0.25 * plain``), its random augmentations seeded with ``seed``. ``progress`` gets a
+    progress line every ``progress_every`` batches (default ``evaluate.PROGRESS_EVERY``) while images are left.
     """
-    from leukoreport.evaluate import fast_inference, inference_workers
+    from leukoreport import evaluate
+    from leukoreport.evaluate import TTA_PASSES, batch_progress, fast_inference, inference_workers
 
     workers = learn.dls.valid.fake_l.num_workers  # the model's; TTA keeps them (its crops are drawn in them)
     if not tta:
         workers = inference_workers(len(paths), batch_size, workers)
     dl = learn.dls.test_dl(list(paths), bs=batch_size, device=learn.dls.device, num_workers=workers)
-    with learn.no_bar(), fast_inference(learn.model):
+    every = progress_every or evaluate.PROGRESS_EVERY
+    counter = [] if progress is None else [
+        batch_progress(TTA_PASSES * len(paths), every, progress, f"test-time augmentation ({TTA_PASSES} passes):")
+        if tta else batch_progress(len(paths), every, progress, "classified")]
+    with learn.no_bar(), fast_inference(learn.model), learn.added_cbs(counter):  # removed again afterwards
         if tta:
             probs = seeded_tta(learn, dl, seed)
         else:
@@ -149,11 +157,13 @@ def seeded_tta(learn, dl, seed: int):
     return probs
 
 
-def _predict_each(learn, paths: list[Path], batch_size: int, tta: bool, seed: int
+def _predict_each(learn, paths: list[Path], batch_size: int, tta: bool, seed: int,
+                  progress: Callable[[str], None] | None = None, progress_every: int | None = None
                   ) -> tuple[np.ndarray, list[str]]:
     """Probabilities of every image, falling back to one image at a time when the batch fails."""
     try:
-        return predict_probabilities(learn, paths, batch_size, tta, seed), [OK] * len(paths)
+        return predict_probabilities(learn, paths, batch_size, tta, seed, progress, progress_every), \
+            [OK] * len(paths)
     except Exception:  # one image fastai cannot load spoils the batch: find it
         pass
     rows, status = [], []
@@ -168,18 +178,20 @@ def _predict_each(learn, paths: list[Path], batch_size: int, tta: bool, seed: in
 
 
 def predict_images(learn, images: list[Path], batch_size: int = 64, tta: bool = False,
-                   seed: int = 0) -> Prediction:
+                   seed: int = 0, progress: Callable[[str], None] | None = None,
+                   progress_every: int | None = None) -> Prediction:
     """One row per image: ``path, prediction, prob_<class>..., status``; unreadable files get a reason.
 
     Every image is fully decoded (``validate_image``) before any prediction; failed rows keep empty
-    prediction and probabilities.
+    prediction and probabilities. ``progress``, ``progress_every``: as in ``predict_probabilities``.
     """
     classes = class_names(learn)
     status = [check_image(path) for path in images]
     good = [i for i, s in enumerate(status) if s == OK]
     probs = np.full((len(images), len(classes)), np.nan)
     if good:
-        got, got_status = _predict_each(learn, [images[i] for i in good], batch_size, tta, seed)
+        got, got_status = _predict_each(learn, [images[i] for i in good], batch_size, tta, seed, progress,
+                                        progress_every)
         probs[good] = got
         for i, s in zip(good, got_status):
             status[i] = s
@@ -194,8 +206,10 @@ def predict_images(learn, images: list[Path], batch_size: int = 64, tta: bool = 
 
 
 def predict_files(model: str | Path, paths: list[str | Path], out: str | Path, batch_size: int = 64,
-                  tta: bool = False, device: str = "auto", seed: int = 0) -> Prediction:
-    """Classify every image under ``paths`` with ``model`` and write the table to ``out`` atomically."""
+                  tta: bool = False, device: str = "auto", seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> Prediction:
+    """Classify every image under ``paths`` with ``model`` and write the table to ``out`` atomically
+    (``progress``: as in ``predict_probabilities``)."""
     out = Path(out)
     if out.is_dir():
         raise LeukoError(f"--out {out.as_posix()}: is a folder (give a .csv file name)")
@@ -203,6 +217,6 @@ def predict_files(model: str | Path, paths: list[str | Path], out: str | Path, b
         raise LeukoError(f"{Path(model).as_posix()}: model file not found")
     images = collect_images(list(paths))
     learn = load_learner_on(model, resolve_device(device))
-    result = predict_images(learn, images, batch_size, tta, seed)
+    result = predict_images(learn, images, batch_size, tta, seed, progress)
     write_csv(result.table, out)
     return result

@@ -208,6 +208,28 @@ def test_a_batch_failure_is_narrowed_to_the_file(model, folder, monkeypatch):
                        atol=1e-5)
 
 
+def test_progress_lines_while_images_are_left_and_probabilities_unchanged(model, tmp_path, monkeypatch, capsys):
+    """9 images in batches of 2 with a line every 2 batches: lines after 4 and 8 images, none at the end; the
+    probabilities equal a run without progress. The CLI writes them to stderr."""
+    import leukoreport.evaluate as evaluate
+    from leukoreport.predict import load_learner_on, predict_images
+
+    learn = load_learner_on(model)
+    images = sorted((ROOT / "data" / "external_monocyte" / "monocyte").glob("*.*"))
+    assert len(images) == 9
+    lines: list[str] = []
+    with_lines = predict_images(learn, images, batch_size=2, progress=lines.append, progress_every=2).table
+    assert [line.split(" images")[0] for line in lines] == ["classified 4/9", "classified 8/9"]
+    plain = predict_images(learn, images, batch_size=2).table
+    pd.testing.assert_frame_equal(with_lines, plain)
+    assert not learn.cbs.filter(lambda cb: type(cb).__name__ == "BatchProgress")  # the learner is left as it came
+    monkeypatch.setattr(evaluate, "PROGRESS_EVERY", 4)
+    assert main(["predict", str(model), str(ROOT / "data" / "external_monocyte"), "--out", str(tmp_path / "p.csv"),
+                 "--device", "cpu", "--batch-size", "1"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" images")[0] for line in err] == ["classified 4/9", "classified 8/9"], err
+
+
 def test_missing_model_exits_2_with_one_line(folder, tmp_path, capsys):
     missing = tmp_path / "nope" / "model.pkl"
     out = tmp_path / "p.csv"
