@@ -39,7 +39,7 @@ def match_classes(folders: list[str], classes: list[str], aliases: dict | None, 
     return mapping
 
 
-def how_matched(folder: str, target: str, aliases: dict | None) -> str:
+def how_matched(folder: str, target: str) -> str:
     """'same name', 'case or spaces' or 'class_aliases' for one entry of match_classes' mapping."""
     if folder == target:
         return "same name"
@@ -54,6 +54,6 @@ def relabel(images: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
     return out.sort_values(["label", "path"], kind="stable", ignore_index=True)
 
 
-def mapping_rows(mapping: dict[str, str], aliases: dict | None) -> list[dict]:
+def mapping_rows(mapping: dict[str, str]) -> list[dict]:
     """The mappings that changed a name, as rows (folder, class, how) for the report."""
-    return [{"folder": f, "class": c, "how": how_matched(f, c, aliases)} for f, c in mapping.items() if f != c]
+    return [{"folder": f, "class": c, "how": how_matched(f, c)} for f, c in mapping.items() if f != c]

@@ -179,15 +179,6 @@ def discover(root: str | Path) -> pd.DataFrame:
     return df.sort_values(["label", "path"], kind="stable", ignore_index=True)
 
 
-def check_external(df: pd.DataFrame, classes: list[str], root: str | Path) -> None:
-    """Raise LeukoError for the first label of `df` that is not one of the training `classes`."""
-    known = set(classes)
-    for label in pd.unique(df["label"]):
-        if label not in known:
-            raise LeukoError(f"{(Path(root) / str(label)).as_posix()}: class '{label}' is not a training class "
-                             f"({', '.join(classes)})")
-
-
 def subsample(df: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
     """Keep at most `per_class` rows per label, drawn with `seed`; row order is kept (None -> unchanged)."""
     if per_class is None:

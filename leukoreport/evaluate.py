@@ -81,6 +81,11 @@ def batch_progress(total: int, every: int, progress: Callable[[str], None], what
     return BatchProgress()
 
 
+def tta_progress(n_images: int, every: int, progress: Callable[[str], None]):
+    """``batch_progress`` over the ``TTA_PASSES`` passes of fastai ``learn.tta`` on ``n_images`` images."""
+    return batch_progress(TTA_PASSES * n_images, every, progress, f"test-time augmentation ({TTA_PASSES} passes):")
+
+
 def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0, tta: bool = False,
             seed: int = 0, progress: Callable[[str], None] = print,
             progress_every: int = PROGRESS_EVERY) -> pd.DataFrame:
@@ -117,9 +122,8 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
             from leukoreport.predict import seeded_tta
 
             tta_dl = learn.dls.test_dl(paths, bs=batch_size, num_workers=num_workers)
-            counter = batch_progress(TTA_PASSES * len(out), progress_every, progress,
-                                     f"test-time augmentation ({TTA_PASSES} passes):")
-            with learn.added_cbs([counter]):  # removed again: the learner is left as it came
+            # the callback is removed again afterwards: the learner is left as it came
+            with learn.added_cbs([tta_progress(len(out), progress_every, progress)]):
                 probs = seeded_tta(learn, tta_dl, seed).detach().cpu()
     features = np.concatenate(batches)
     probs = probs.float().numpy().astype(np.float64)

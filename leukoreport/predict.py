@@ -129,7 +129,7 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
     progress line every ``progress_every`` batches (default ``evaluate.PROGRESS_EVERY``) while images are left.
     """
     from leukoreport import evaluate
-    from leukoreport.evaluate import TTA_PASSES, batch_progress, fast_inference, inference_workers
+    from leukoreport.evaluate import batch_progress, fast_inference, inference_workers, tta_progress
 
     workers = learn.dls.valid.fake_l.num_workers  # the model's; TTA keeps them (its crops are drawn in them)
     if not tta:
@@ -137,8 +137,7 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
     dl = learn.dls.test_dl(list(paths), bs=batch_size, device=learn.dls.device, num_workers=workers)
     every = progress_every or evaluate.PROGRESS_EVERY
     counter = [] if progress is None else [
-        batch_progress(TTA_PASSES * len(paths), every, progress, f"test-time augmentation ({TTA_PASSES} passes):")
-        if tta else batch_progress(len(paths), every, progress, "classified")]
+        tta_progress(len(paths), every, progress) if tta else batch_progress(len(paths), every, progress, "classified")]
     with learn.no_bar(), fast_inference(learn.model), learn.added_cbs(counter):  # removed again afterwards
         if tta:
             probs = seeded_tta(learn, dl, seed)

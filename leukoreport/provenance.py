@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from leukoreport.classnames import normalise
+
 FACTS = ("source", "scanner", "stain", "citation")
 
 
@@ -61,16 +63,19 @@ def same_source(a: Provenance, b: Provenance) -> bool | None:
     """True/False when both sources are declared (compared ignoring case and surrounding spaces), else None."""
     if not (a.declared() and b.declared()):
         return None
-    return a.source.strip().casefold() == b.source.strip().casefold()
+    return normalise(a.source) == normalise(b.source)
+
+
+def _relation(train: Provenance, external: Provenance) -> str:
+    if not external.declared():
+        return "provenance not declared"
+    return "same source as training" if same_source(train, external) else "other source"
 
 
 def relation(config: dict, name: str) -> str:
-    """How external set ``name`` relates to the training data: 'same source as training', 'other source' or
-    'provenance not declared'."""
-    same = same_source(training_provenance(config), external_provenance(config)[name])
-    if same is None:
-        return "provenance not declared" if not external_provenance(config)[name].declared() else "other source"
-    return "same source as training" if same else "other source"
+    """How external set ``name`` relates to the training data: 'same source as training', 'other source' (also
+    when the training source is not declared) or 'provenance not declared'."""
+    return _relation(training_provenance(config), external_provenance(config)[name])
 
 
 def _names(names: list[str]) -> str:
@@ -84,9 +89,10 @@ def provenance_sentences(config: dict) -> list[str]:
     sets = external_provenance(config)
     origin = (f"The training images come from {train.facts()} (config data_provenance)" if train.declared()
               else "The training images' source is not given in the config (data_provenance)")
-    other = [n for n in sets if relation(config, n) == "other source"]
-    same = [n for n in sets if relation(config, n) == "same source as training"]
-    unknown = [n for n in sets if relation(config, n) == "provenance not declared"]
+    relations = {n: _relation(train, p) for n, p in sets.items()}
+    other = [n for n, r in relations.items() if r == "other source"]
+    same = [n for n, r in relations.items() if r == "same source as training"]
+    unknown = [n for n, r in relations.items() if r == "provenance not declared"]
     out = []
     if not sets:
         return [f"{origin}; no external set is given, so shift to another laboratory, scanner or stain is not tested."]

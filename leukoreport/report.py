@@ -465,7 +465,7 @@ def _summary(seeds: list[dict], datasets: list[str]) -> dict:
 
 
 def _origin(provenance: Provenance) -> str:
-    """'facts; citation' of declared provenance, or what is missing."""
+    """'facts; citation' of declared provenance ('' when nothing is declared)."""
     parts = [p for p in (provenance.facts(), provenance.citation) if p]
     return "; ".join(parts) if parts else ""
 
@@ -492,7 +492,7 @@ def _data(results_dir: Path, split_seed: int, datasets: list[str], classes: list
         external.append({"name": name,
                          "rows": [{"label": c, "count": int(counts.get(c, 0))} for c in labels],
                          "total": int(len(ext)), "origin": _origin(declared),
-                         "relation": relation(config, name) if declared.declared() else "provenance not declared",
+                         "relation": relation(config, name),
                          "mapped": mapped})
     train = training_provenance(config)
     citation = _origin(train) or "not given in the config (data_provenance)"

@@ -164,11 +164,6 @@ def _span(values: pd.Series, fmt) -> str:
     return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo).rstrip('%')}–{fmt(hi)}"
 
 
-def validity_sentences(table: pd.DataFrame) -> list[str]:
-    """Limitation sentences per external set computed from validity.csv: domain AUC and accuracy against majority."""
-    return list(validity_by_set(table).values())
-
-
 def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
     """External set name → its limitation sentence from validity.csv (domain AUC, accuracy against majority)."""
     out = {}

@@ -14,7 +14,7 @@ CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 def test_case_and_surrounding_spaces_are_ignored():
     mapping = match_classes(["Basophil", " MONOCYTE ", "neutrophil"], CLASSES, None, "ext")
     assert mapping == {"Basophil": "basophil", " MONOCYTE ": "monocyte", "neutrophil": "neutrophil"}
-    assert [how_matched(f, c, None) for f, c in mapping.items()] == ["case or spaces", "case or spaces", "same name"]
+    assert [how_matched(f, c) for f, c in mapping.items()] == ["case or spaces", "case or spaces", "same name"]
     assert normalise("  Ab C ") == "ab c"
 
 
@@ -22,7 +22,7 @@ def test_aliases_map_other_names_and_every_mapping_is_listed():
     aliases = {"neutrophils": "neutrophil", "Segmented": "Neutrophil", "lympho": "lymphocyte"}
     mapping = match_classes(["segmented", "Neutrophils", "Lymphocyte"], CLASSES, aliases, "ext")
     assert mapping == {"segmented": "neutrophil", "Neutrophils": "neutrophil", "Lymphocyte": "lymphocyte"}
-    assert mapping_rows(mapping, aliases) == [
+    assert mapping_rows(mapping) == [
         {"folder": "segmented", "class": "neutrophil", "how": "class_aliases"},
         {"folder": "Neutrophils", "class": "neutrophil", "how": "class_aliases"},
         {"folder": "Lymphocyte", "class": "lymphocyte", "how": "case or spaces"}]

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
+from leukoreport.classnames import match_classes
 from leukoreport.data import (
     IMAGE_SUFFIXES,
     UnsupportedImage,
-    check_external,
     discover,
     split_counts,
     stratified_split,
@@ -266,16 +266,16 @@ def test_images_over_pils_pixel_limit_are_refused(tmp_path, monkeypatch):
     validate_image(path)
 
 
-# ---------------------------------------------------------------- check_external
+# ---------------------------------------------------------------- external class folders
 
 
-def test_check_external(tmp_path):
-    df = pd.DataFrame({"path": ["ext/monocyte/m.jpg"], "label": ["monocyte"]})
-    check_external(df, CLASSES, "ext")
-    bad = pd.DataFrame({"path": ["ext/monocyte/m.jpg", "ext/platelet/p.jpg"], "label": ["monocyte", "platelet"]})
-    msg = bad_input(check_external, bad, CLASSES, Path("ext"))
+def test_external_class_folders_match_or_stop_with_one_line(tmp_path):
+    """classnames.match_classes, as the workflow's external step calls it on discovered folders."""
+    assert match_classes(["monocyte"], CLASSES, None, "ext") == {"monocyte": "monocyte"}
+    msg = bad_input(match_classes, ["monocyte", "platelet"], CLASSES, None, Path("ext"))
     assert msg == ("ext/platelet: class 'platelet' is not a training class "
-                   "(basophil, eosinophil, lymphocyte, monocyte, neutrophil)")
+                   "(basophil, eosinophil, lymphocyte, monocyte, neutrophil); rename the folder or map it with "
+                   "config key class_aliases")
 
 
 # ---------------------------------------------------------------- subsample
@@ -371,7 +371,8 @@ def test_real_data():
     assert c.loc["total"].tolist() == [1750, 375, 375, 2500]
     ext = discover(DATA / "external_monocyte")
     assert len(ext) == 9
-    check_external(ext, CLASSES, DATA / "external_monocyte")
+    assert match_classes(list(ext["label"].unique()), CLASSES, None, DATA / "external_monocyte") == \
+        {"monocyte": "monocyte"}
 
 
 def test_truncated_jpeg_rejected_even_when_pil_is_relaxed(tmp_path, monkeypatch):

@@ -308,7 +308,7 @@ def test_summary_external_table_has_majority_and_domain_auc(fake, tmp_path):
 
 
 def test_validity_sentences_follow_the_numbers():
-    from leukoreport.report_validity import validity_sentences
+    from leukoreport.report_validity import validity_by_set
 
     def row(name, seed, acc, auc, low, high, maj=0.59, gain_low=None, gain_high=None):
         return {"split_seed": 42, "seed": seed, "dataset": name, "accuracy": acc, "accuracy_low": acc - 0.05,
@@ -320,7 +320,7 @@ def test_validity_sentences_follow_the_numbers():
     table = pd.DataFrame([row("test", 1, 0.99, 0.5, 0.4, 0.6), row("lab2", 1, 0.31, 0.99, 0.98, 1.0),
                           row("same", 1, 0.97, 0.51, 0.45, 0.57, maj=0.2), row("tiny", 1, 0.5, None, None, None,
                                                                                  gain_low=-0.3, gain_high=0.2)])
-    got = validity_sentences(table)
+    got = list(validity_by_set(table).values())
     assert got[0] == ("Set 'lab2' is told apart from the training images with AUC 0.990 [0.980–1.000]; its accuracy "
                       "31.0% [26.0–36.0] is below the majority baseline 59.0% (always 'neutrophil').")
     assert got[1].startswith("Set 'same' is not clearly told apart") and "is above the majority baseline 20.0%" in got[1]

@@ -13,10 +13,10 @@ with step_log(snakemake.log[0]):
     images = discover(snakemake.input.images)
     folders = list(pd.unique(images["label"]))
     mapping = match_classes(folders, classes, snakemake.params.aliases, snakemake.input.images)
-    write_json({"folder": snakemake.input.images, "classes": mapping,
-                "mapped": mapping_rows(mapping, snakemake.params.aliases)}, snakemake.output.classes)
+    mapped = mapping_rows(mapping)
+    write_json({"folder": snakemake.input.images, "classes": mapping, "mapped": mapped}, snakemake.output.classes)
     images = relabel(images, mapping)
     write_csv(images, snakemake.output.images)
-    for row in mapping_rows(mapping, snakemake.params.aliases):
+    for row in mapped:
         print(f"class folder '{row['folder']}' -> {row['class']} ({row['how']})")
     print(images["label"].value_counts().sort_index())
