@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from leukoreport.errors import LeukoError
+from leukoreport.base.errors import LeukoError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -94,7 +94,7 @@ def _device(text: str) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify images; 1 when some file could not be classified (each named on stderr), else 0."""
-    from leukoreport.predict import predict_files  # lazy: keeps --help fast
+    from leukoreport.inference.predict import predict_files  # lazy: keeps --help fast
 
     result = predict_files(args.model, args.paths, args.out, batch_size=args.batch_size, tta=args.tta,
                            device=args.device, seed=args.seed,
@@ -287,7 +287,7 @@ def _weights_problem(path: Path, digest: str) -> str | None:
 
 def run_weights(args: argparse.Namespace) -> int:
     """Say where the ImageNet weights are expected and whether they are there; 0 present, 1 missing."""
-    from leukoreport import weights
+    from leukoreport.training import weights
 
     path = weights.weights_path()
     print(f"ResNet18 ImageNet weights (torchvision {weights.WEIGHTS_NAME})")
@@ -343,10 +343,10 @@ def add_weights(commands: argparse._SubParsersAction) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     """Time the project's training path against a plain fastai script and write the JSON."""
     if args.scale:  # the scaling benchmark: the whole workflow at several data sizes
-        from leukoreport.scaling import run_from_args
+        from leukoreport.bench.scaling import run_from_args
 
         return run_from_args(args)
-    from leukoreport.bench import BenchSettings, format_report, run_bench as bench
+    from leukoreport.bench.training_speed import BenchSettings, format_report, run_bench as bench
 
     settings = BenchSettings(data_dir=args.data_dir, images=args.images, epochs=args.epochs, size=args.size,
                              batch_size=args.batch_size, device=args.device, threads=args.threads,

@@ -1,6 +1,6 @@
 """Compare two runs on the same images: paired bootstrap, sign-flip and Wilcoxon tests, McNemar per seed.
 
-The differences, intervals, Holm-adjusted verdicts and probabilities of improvement come from leukoreport.verdicts
+The differences, intervals, Holm-adjusted verdicts and probabilities of improvement come from leukoreport.stats.verdicts
 (run A as the variant, run B as the reference), so `compare` and the variants section agree number for number.
 Python computes and formats every number; templates/compare.html.j2 only lays them out.
 """
@@ -18,18 +18,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from leukoreport.calibration import _bin_index, _check_n_bins, expected_calibration_error
-from leukoreport.errors import LeukoError
-from leukoreport.files import write_json
-from leukoreport.formatting import DASH, estimate, gap_estimate, pct1
-from leukoreport.intervals import balanced_accuracy, macro_f1
-from leukoreport.metrics import prediction_classes, prob_columns, read_predictions
+from leukoreport.stats.calibration import _bin_index, _check_n_bins, expected_calibration_error
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.atomic_io import write_json
+from leukoreport.report.number_format import DASH, estimate, gap_estimate, pct1
+from leukoreport.stats.intervals import balanced_accuracy, macro_f1
+from leukoreport.stats.metrics import prediction_classes, prob_columns, read_predictions
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
                  "ece": "ECE"}
 HIGHER_IS_BETTER = {"accuracy": True, "balanced_accuracy": True, "macro_f1": True, "ece": False}
-N_BINS = 15  # equal-width confidence bins of the ECE, as leukoreport.calibration
+N_BINS = 15  # equal-width confidence bins of the ECE, as leukoreport.stats.calibration
 INDEX_COLUMNS = ("split_seed", "seed", "dataset", "n", "n_correct", "accuracy", "predictions")
 EXACT_SIGN_FLIPS = 16  # enumerate all 2^k sign flips up to this many seeds
 RANDOM_SIGN_FLIPS = 20000
@@ -606,7 +606,7 @@ def compare_runs(a: Run | str | Path, b: Run | str | Path, n_resamples: int = 99
     result["datasets"][name] holds each dataset's runs, seeds, per-metric tests and per-seed values; the same
     fields of the first dataset (the test split when both have it) are repeated at the top level.
     """
-    from leukoreport.verdicts import compare_variants  # lazy: verdicts imports this module
+    from leukoreport.stats.verdicts import compare_variants  # lazy: verdicts imports this module
 
     _check_settings("compare_runs", n_resamples, confidence)
     n_bins = _check_n_bins("compare_runs", n_bins)
@@ -770,7 +770,7 @@ def view(result: dict) -> dict:
 
 def write_comparison(result: dict, out_dir: str | Path, templates_dir: str | Path) -> dict[str, Path]:
     """Write compare.json, compare.html and compare.pdf under out_dir, each atomically; returns their paths."""
-    from leukoreport.report import render_html, write_html, write_pdf  # lazy: heavy imports
+    from leukoreport.report.build import render_html, write_html, write_pdf  # lazy: heavy imports
 
     out_dir = Path(out_dir)
     templates_dir = Path(templates_dir)

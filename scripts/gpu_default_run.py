@@ -18,11 +18,11 @@ import yaml
 CHILD = r"""
 import json, sys, time
 import pandas as pd
-from leukoreport.data import discover
-from leukoreport.evaluate import predict
-from leukoreport.fastload import load_cache
-from leukoreport.metrics import compute_metrics
-from leukoreport.train import TrainConfig, train
+from leukoreport.data.images import discover
+from leukoreport.inference.evaluate import predict
+from leukoreport.data.image_cache import load_cache
+from leukoreport.stats.metrics import compute_metrics
+from leukoreport.training.two_phase import TrainConfig, train
 seed, out = int(sys.argv[1]), sys.argv[2]
 config = {**json.loads(sys.argv[3]), "pretrained": False}
 split = pd.read_csv(f"{out}/split.csv")
@@ -42,8 +42,8 @@ print(json.dumps(result))
 
 
 def main(out: str, quick: bool = False) -> int:
-    from leukoreport.data import discover, stratified_split
-    from leukoreport.fastload import save_cache, split_cache
+    from leukoreport.data.images import discover, stratified_split
+    from leukoreport.data.image_cache import save_cache, split_cache
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

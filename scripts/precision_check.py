@@ -1,5 +1,5 @@
 """Does bf16 autocast change what training reaches? Train the recipe twice per seed on the same split, fp32 and
-bf16 (both through leukoreport.train, image cache on), and print test accuracy and time for each.
+bf16 (both through leukoreport.training.two_phase, image cache on), and print test accuracy and time for each.
 
     python scripts/precision_check.py --images 1000 --size 128 --epochs 5 --seeds 0 1
 """
@@ -11,10 +11,10 @@ import json
 import time
 from dataclasses import replace
 
-from leukoreport.bench import BenchSettings, bench_split
-from leukoreport.evaluate import predict
-from leukoreport.fastload import split_cache
-from leukoreport.train import PhaseConfig, TrainConfig, train
+from leukoreport.bench.training_speed import BenchSettings, bench_split
+from leukoreport.inference.evaluate import predict
+from leukoreport.data.image_cache import split_cache
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, train
 
 
 def main() -> None:

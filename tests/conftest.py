@@ -28,7 +28,7 @@ def make_image_folder(root: Path, per_class: int = 8, size: int = 40, seed: int 
 @pytest.fixture(scope="session")
 def tiny_split(tmp_path_factory) -> pd.DataFrame:
     """A split.csv-like frame over a tiny synthetic data set (3 classes x 10 images)."""
-    from leukoreport.data import discover, stratified_split
+    from leukoreport.data.images import discover, stratified_split
 
     root = make_image_folder(tmp_path_factory.mktemp("tiny") / "images", per_class=10)
     return stratified_split(discover(root), (0.6, 0.2, 0.2), seed=42)
@@ -36,7 +36,7 @@ def tiny_split(tmp_path_factory) -> pd.DataFrame:
 
 def exported_model(split: pd.DataFrame, cfg, folder: Path, seed: int = 3) -> Path:
     """Train `cfg` on `split` (one thread) and export the learner to ``folder/model.pkl``."""
-    from leukoreport.train import export_learner, train
+    from leukoreport.training.two_phase import export_learner, train
 
     learn, _, _ = train(split, cfg, seed=seed, threads=1)
     out = folder / "model.pkl"

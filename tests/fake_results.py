@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from leukoreport.baselines import add_baselines
-from leukoreport.embeddings import Embeddings
-from leukoreport.imagestats import shift_table, statistics_table
-from leukoreport.leakage import summarize
-from leukoreport.metrics import Uncertainty, compute_metrics, read_predictions
-from leukoreport.robustness import ensemble, robustness_files
-from leukoreport.summary import external_gaps, metrics_table
-from leukoreport.validity import (ShiftSettings, image_shift_summary, label_audit_summary, run_shift,
+from leukoreport.stats.baselines import add_baselines
+from leukoreport.data.embeddings import Embeddings
+from leukoreport.data.image_stats import shift_table, statistics_table
+from leukoreport.data.leakage import summarize
+from leukoreport.stats.metrics import Uncertainty, compute_metrics, read_predictions
+from leukoreport.stats.robustness import ensemble, robustness_files
+from leukoreport.stats.run_tables import external_gaps, metrics_table
+from leukoreport.stats.validity import (ShiftSettings, image_shift_summary, label_audit_summary, run_shift,
                                   validity_table)
 
 UNCERTAINTY = Uncertainty(n_resamples=999)  # fast; the numbers only need to be consistent
@@ -253,7 +253,7 @@ def _features(paths: list[str], labels: list[str], shift: float, seed: int) -> E
 def _validity(root: Path, results: Path, split: pd.DataFrame, sets: dict, seeds, datasets, classes,
               all_metrics: list[dict]) -> None:
     """The external-validity files of docs/results.md, computed by the real functions on fake inputs."""
-    from leukoreport.label_audit import audit_summary, find_suspects
+    from leukoreport.stats.label_audit import audit_summary, find_suspects
 
     split_dir = results / "splits" / str(SPLIT)
     train_rows = split[split["split"] == "train"]

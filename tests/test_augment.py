@@ -13,10 +13,10 @@ from fastai.torch_core import TensorCategory, TensorImage
 from fasttransform import Pipeline
 from skimage import color
 
-from leukoreport.augment import (RGB_FROM_HED, StainAugmentation, StainJitter, hed_to_rgb, jitter, rgb_to_hed,
+from leukoreport.training.stain_jitter import (RGB_FROM_HED, StainAugmentation, StainJitter, hed_to_rgb, jitter, rgb_to_hed,
                                  stain_transforms, strip_leukoreport)
-from leukoreport.errors import LeukoError
-from leukoreport.train import PhaseConfig, TrainConfig, export_learner, make_dataloaders, train
+from leukoreport.base.errors import LeukoError
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, export_learner, make_dataloaders, train
 
 from conftest import predict_without_leukoreport
 
@@ -160,7 +160,7 @@ def first_batches(dls, seed: int = 0):
 def test_dataloaders_plain_and_cached_jitter_training_batches_only(tiny_split):
     from fastai.vision.all import Normalize, imagenet_stats
 
-    from leukoreport.fastload import cached_dataloaders, split_cache
+    from leukoreport.data.image_cache import cached_dataloaders, split_cache
 
     hed_cfg = replace(CFG, stain=StainAugmentation("hed", 0.3))
     ordered = make_dataloaders(tiny_split, hed_cfg, "cpu")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leukoreport.baselines import baselines, majority_class, paired_gain_interval, prior_accuracy
-from leukoreport.errors import LeukoError
+from leukoreport.stats.baselines import baselines, majority_class, paired_gain_interval, prior_accuracy
+from leukoreport.base.errors import LeukoError
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 

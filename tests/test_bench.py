@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import make_image_folder
-from leukoreport.bench import BenchSettings, bench_split, best_of, format_report, run_bench
-from leukoreport.train import resolve_precision
+from leukoreport.bench.training_speed import BenchSettings, bench_split, best_of, format_report, run_bench
+from leukoreport.training.device import resolve_precision
 
 
 @pytest.mark.slow

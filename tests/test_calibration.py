@@ -1,4 +1,4 @@
-"""Tests of leukoreport.calibration against hand-worked values, plain loops and scikit-learn."""
+"""Tests of leukoreport.stats.calibration against hand-worked values, plain loops and scikit-learn."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import brier_score_loss
 from sklearn.metrics import log_loss as sk_log_loss
 
-from leukoreport.calibration import (
+from leukoreport.stats.calibration import (
     Calibration,
     brier_score,
     calibration,
@@ -18,7 +18,7 @@ from leukoreport.calibration import (
     log_loss,
     reliability_table,
 )
-from leukoreport.errors import LeukoError
+from leukoreport.base.errors import LeukoError
 
 # Five images, three classes, three bins (0, 1/3], (1/3, 2/3], (2/3, 1].
 HAND_PROBS = np.array([

@@ -6,8 +6,8 @@ import statistics
 
 import pandas as pd
 
-from leukoreport.card import leakage_sentences, limitations, metric_rows, model_card
-from leukoreport.summary import metrics_table, run_keys
+from leukoreport.report.model_card import leakage_sentences, limitations, metric_rows, model_card
+from leukoreport.stats.run_tables import metrics_table, run_keys
 from test_summary import _metrics
 
 WEIGHTS_RANDOM = {"pretrained": "no", "init": "random (pretrained: false)"}
@@ -95,7 +95,7 @@ def test_leakage_sentences_say_where_pairs_are_and_what_follows():
 
 def test_distinct_counts_from_the_audit(tmp_path):
     """group_counts: a chain of three copies within one set counts once; a pair across groups changes no count."""
-    from leukoreport.leakage import group_counts
+    from leukoreport.data.leakage import group_counts
 
     table = pd.DataFrame({"path": ["a", "b", "c", "d", "t"], "group": ["external:x"] * 4 + ["train"]})
     pairs = pd.DataFrame({"path_a": ["a", "b", "t"], "group_a": ["external:x", "external:x", "train"],
@@ -111,7 +111,7 @@ PBC = {"source": "PBC dataset", "scanner": "CellaVision DM96", "stain": "MGG"}
 def test_provenance_sentences_follow_the_config():
     """A set declared from another source is named as tested; the one-laboratory claim appears only when no set
     is declared from another source, and undeclared sets are said to be unknown."""
-    from leukoreport.provenance import provenance_sentences
+    from leukoreport.config.provenance import provenance_sentences
 
     other = {"data_provenance": PBC, "external": {
         "raabin": {"path": "x", "source": "Raabin-WBC", "scanner": "Olympus CX18 + phone camera", "stain": "Giemsa"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leukoreport.classnames import how_matched, mapping_rows, match_classes, normalise, relabel
-from leukoreport.errors import LeukoError
+from leukoreport.config.class_names import how_matched, mapping_rows, match_classes, normalise, relabel
+from leukoreport.base.errors import LeukoError
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 

@@ -246,7 +246,7 @@ def test_weights_present_with_size_and_hash(torch_home, capsys):
 
 
 def test_weights_check_passes_for_a_matching_file(torch_home, monkeypatch, capsys):
-    from leukoreport import weights
+    from leukoreport.training import weights
 
     source = _plant_state_dict(torch_home / "src.pth")
     prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
@@ -267,7 +267,7 @@ def test_weights_check_passes_for_a_matching_file(torch_home, monkeypatch, capsy
 
 
 def test_weights_download(torch_home, monkeypatch, capsys):
-    from leukoreport import weights
+    from leukoreport.training import weights
 
     source = _plant_state_dict(torch_home / "src.pth")
     def fake_download(url, dest, timeout):  # what weights._download does, without the network
@@ -282,7 +282,7 @@ def test_weights_download(torch_home, monkeypatch, capsys):
 
 
 def test_weights_failed_download_exits_1(torch_home, monkeypatch, capsys):
-    from leukoreport import weights
+    from leukoreport.training import weights
 
     monkeypatch.setattr(weights, "weights_url", lambda: "http://127.0.0.1:9/resnet18-f37072fd.pth")
     assert main(["weights", "--download"]) == 1
@@ -328,7 +328,7 @@ def test_console_script_new_commands():
 
 
 def test_predict_help_lists_the_image_suffixes(capsys):
-    from leukoreport.data import IMAGE_SUFFIXES
+    from leukoreport.data.images import IMAGE_SUFFIXES
 
     assert main(["predict", "--help"]) == 0
     assert "suffixes " + " ".join(sorted(IMAGE_SUFFIXES)) + ")" in " ".join(capsys.readouterr().out.split())

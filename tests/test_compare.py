@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from leukoreport import compare
 from leukoreport.compare import (Pair, compare_runs, conclusion, load_run, match, mcnemar, paired_bootstrap,
                                  sign_flip_test, verdict, wilcoxon_p, write_comparison)
-from leukoreport.errors import LeukoError
+from leukoreport.base.errors import LeukoError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from leukoreport.config import check_config
-from leukoreport.errors import LeukoError
+from leukoreport.config.checks import check_config
+from leukoreport.base.errors import LeukoError
 
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Tests for leukoreport.data: discovery, validation, subsampling, splitting, CSV writing."""
+"""Tests for leukoreport.data.images: discovery, validation, subsampling, splitting, CSV writing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
-from leukoreport.classnames import match_classes
-from leukoreport.data import (
+from leukoreport.config.class_names import match_classes
+from leukoreport.data.images import (
     IMAGE_SUFFIXES,
     UnsupportedImage,
     discover,
@@ -22,7 +22,7 @@ from leukoreport.data import (
     to_rgb,
     validate_image,
 )
-from leukoreport.errors import LeukoError
+from leukoreport.base.errors import LeukoError
 
 DATA = Path(__file__).parents[1] / "data"
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import exported_model
-from leukoreport.errors import LeukoError
-from leukoreport.evaluate import load_model, predict
-from leukoreport.train import PhaseConfig, TrainConfig
+from leukoreport.base.errors import LeukoError
+from leukoreport.inference.evaluate import load_model, predict
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_unknown_label_and_missing_model(model_path, tiny_split, tmp_path):
 def test_features_come_from_the_same_single_forward_pass(model_path, tiny_split, tmp_path):
     import torch
 
-    from leukoreport.embeddings import load_embeddings, save_embeddings
-    from leukoreport.evaluate import predict_with_features
+    from leukoreport.data.embeddings import load_embeddings, save_embeddings
+    from leukoreport.inference.evaluate import predict_with_features
 
     learn = load_model(model_path)
     test = tiny_split[tiny_split["split"] == "test"]
@@ -74,7 +74,7 @@ def test_features_come_from_the_same_single_forward_pass(model_path, tiny_split,
 
 
 def test_train_sample_is_bounded_stratified_and_seeded(tiny_split, tmp_path):
-    from leukoreport.embeddings import load_embeddings, train_sample
+    from leukoreport.data.embeddings import load_embeddings, train_sample
 
     rows = tiny_split[tiny_split["split"] == "train"]
     assert train_sample(tiny_split, None, 0)["path"].tolist() == rows["path"].tolist()
@@ -90,7 +90,7 @@ def test_train_sample_is_bounded_stratified_and_seeded(tiny_split, tmp_path):
 def test_tta_predictions_are_fastai_tta_seeded_with_the_run_seed(model_path, tiny_split):
     from fastai.torch_core import set_seed
 
-    from leukoreport.evaluate import predict_with_features
+    from leukoreport.inference.evaluate import predict_with_features
 
     learn = load_model(model_path)
     test = tiny_split[tiny_split["split"] == "test"]
@@ -117,7 +117,7 @@ def _old_inference(learn, test, batch_size: int, num_workers: int):
     """The inference path before the fast one: fastai's ``get_preds`` on the contiguous model, the hook on."""
     from pathlib import Path
 
-    from leukoreport.embeddings import pooled_features
+    from leukoreport.data.embeddings import pooled_features
 
     dl = learn.dls.test_dl([Path(p) for p in test["path"]], bs=batch_size, num_workers=num_workers)
     with learn.no_bar(), pooled_features(learn.model) as batches:
@@ -131,7 +131,7 @@ def test_fast_inference_changes_no_prediction(model_path, tiny_split, batch_size
     (probabilities within 1e-6, the same argmax), and the model is contiguous again afterwards."""
     import torch
 
-    from leukoreport.evaluate import predict_with_features
+    from leukoreport.inference.evaluate import predict_with_features
 
     learn = load_model(model_path)
     test = tiny_split[tiny_split["split"] != "train"]  # 12 images: one batch of 64, or three of 4
@@ -153,7 +153,7 @@ def test_fast_inference_changes_no_prediction(model_path, tiny_split, batch_size
 
 
 def test_inference_workers_only_where_they_can_overlap():
-    from leukoreport.evaluate import inference_workers
+    from leukoreport.inference.evaluate import inference_workers
 
     assert inference_workers(40, 64, 2) == 0 and inference_workers(64, 64, 8) == 0
     assert inference_workers(65, 64, 2) == 2 and inference_workers(375, 64, 0) == 0
@@ -162,7 +162,7 @@ def test_inference_workers_only_where_they_can_overlap():
 def test_fast_inference_restores_the_model_after_an_error():
     import torch
 
-    from leukoreport.evaluate import fast_inference
+    from leukoreport.inference.evaluate import fast_inference
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
     with pytest.raises(RuntimeError, match="boom"), fast_inference(model):

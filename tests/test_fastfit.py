@@ -8,8 +8,8 @@ import pytest
 import torch
 from fastai.optimizer import Adam
 
-from leukoreport.fastfit import DeviceSmoothLoss, ForeachAdam
-from leukoreport.train import PhaseConfig, TrainConfig, train
+from leukoreport.training.fast_step import DeviceSmoothLoss, ForeachAdam
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, train
 
 
 def _model(seed: int) -> torch.nn.Sequential:
@@ -105,10 +105,10 @@ CFG = TrainConfig(size=32, batch_size=8, pretrained=False,
 def test_lean_loop_changes_no_number(tiny_split, cached, monkeypatch):
     """The same seed gives the same history and weights with the lean loop (ForeachAdam forced on, as on CUDA)
     as with fastai's own step and Recorder."""
-    import leukoreport.train
-    from leukoreport.fastload import split_cache
+    import leukoreport.training.two_phase
+    from leukoreport.data.image_cache import split_cache
 
-    monkeypatch.setattr(leukoreport.train, "_use_foreach", lambda cfg, device: cfg.lean_loop)
+    monkeypatch.setattr(leukoreport.training.two_phase, "_use_foreach", lambda cfg, device: cfg.lean_loop)
     steps, step = [], ForeachAdam.step
     monkeypatch.setattr(ForeachAdam, "step", lambda self, closure=None: steps.append(1) or step(self, closure))
     cache = split_cache(tiny_split, CFG.size) if cached else None
@@ -135,8 +135,8 @@ def _capabilities(amx: bool, avx512_bf16: bool):
                                                         (True, True, "bf16"), (False, False, "fp32")])
 def test_auto_precision_is_bf16_where_the_cpu_computes_bf16(monkeypatch, amx, avx512_bf16, expected):
     """``auto`` on a CPU: bf16 with AMX or AVX512-BF16 (torch's cpuinfo probe), fp32 with neither."""
-    from leukoreport.errors import LeukoError
-    from leukoreport.train import cpu_bf16_support, resolve_precision
+    from leukoreport.base.errors import LeukoError
+    from leukoreport.training.device import cpu_bf16_support, resolve_precision
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", _capabilities(amx, avx512_bf16))
     assert resolve_precision("auto", "cpu") == expected
@@ -150,20 +150,20 @@ def test_auto_precision_is_bf16_where_the_cpu_computes_bf16(monkeypatch, amx, av
                                              ("fpu avx2 amx_bf16 amx_tile amx_int8", "amx"),
                                              ("fpu avx2 avx512f avx512_vnni", "")])
 def test_without_torch_probe_the_cpuinfo_flags_decide(monkeypatch, tmp_path, flags, expected):
-    import leukoreport.train as train_module
+    import leukoreport.training.device as train_module
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
     monkeypatch.delattr(torch.cpu, "get_capabilities")
-    real = train_module._cpuinfo_bf16_support
-    monkeypatch.setattr(train_module, "_cpuinfo_bf16_support", lambda path=cpuinfo: real(path))
+    real = train_module.cpuinfo_bf16_support
+    monkeypatch.setattr(train_module, "cpuinfo_bf16_support", lambda path=cpuinfo: real(path))
     assert train_module.cpu_bf16_support() == expected
     assert train_module.resolve_precision("auto", "cpu") == ("bf16" if expected else "fp32")
     assert real(tmp_path / "missing") == ""
 
 
 def test_auto_precision_on_cuda_follows_the_gpu(monkeypatch):
-    from leukoreport.train import resolve_precision
+    from leukoreport.training.device import resolve_precision
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", _capabilities(True, True))
     for supported, expected in ((True, "bf16"), (False, "fp32")):
@@ -173,9 +173,9 @@ def test_auto_precision_on_cuda_follows_the_gpu(monkeypatch):
 
 def test_this_machine_bf16_support_is_reported(record_property, capsys):
     """The real machine's answer, printed and recorded (not asserted: it depends on the CPU)."""
-    from leukoreport.train import _cpuinfo_bf16_support, cpu_bf16_support, resolve_precision
+    from leukoreport.training.device import cpu_bf16_support, cpuinfo_bf16_support, resolve_precision
 
-    answer = {"torch_probe": cpu_bf16_support(), "proc_cpuinfo": _cpuinfo_bf16_support(),
+    answer = {"torch_probe": cpu_bf16_support(), "proc_cpuinfo": cpuinfo_bf16_support(),
               "auto_on_cpu": resolve_precision("auto", "cpu")}
     record_property("cpu_bf16_support", answer)
     with capsys.disabled():
@@ -185,7 +185,7 @@ def test_this_machine_bf16_support_is_reported(record_property, capsys):
 
 def test_cpu_bf16_autocast_trains_in_bf16_and_exports_fp32(tiny_split, tmp_path):
     """precision bf16 on the CPU: the convolutions run in bf16 (the numbers change), the weights stay fp32."""
-    from leukoreport.train import export_learner
+    from leukoreport.training.two_phase import export_learner
 
     cfg = replace(CFG, phases=[PhaseConfig(True, 1e-2, 2, 1)])
     bf16, bf16_history, info = train(tiny_split, replace(cfg, precision="bf16"), seed=3, threads=1)
@@ -196,7 +196,7 @@ def test_cpu_bf16_autocast_trains_in_bf16_and_exports_fp32(tiny_split, tmp_path)
     assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
     assert not any(type(cb).__module__.startswith("leukoreport") for cb in bf16.cbs)
     # a forward pass under the callback's autocast gives bf16 activations
-    from leukoreport.fastfit import CPUAutocast
+    from leukoreport.training.fast_step import CPUAutocast
 
     seen = []
     hook = bf16.model[0][0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from leukoreport import fastload
-from leukoreport.errors import LeukoError
-from leukoreport.fastload import (build_cache, cached_dataloaders, load_cache, resized_shape, save_cache,
+from leukoreport.data import image_cache as fastload
+from leukoreport.base.errors import LeukoError
+from leukoreport.data.image_cache import (build_cache, cached_dataloaders, load_cache, resized_shape, save_cache,
                                   split_cache)
-from leukoreport.train import PhaseConfig, TrainConfig, make_dataloaders
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, make_dataloaders
 
 
 def _write_images(folder, shapes, seed=0):
@@ -135,7 +135,7 @@ def test_a_truncated_or_corrupt_cache_is_refused_in_one_line(tmp_path):
 
 def _varied_split(root):
     """A split table over 3 classes of images of different shapes (so that the padding would show)."""
-    from leukoreport.data import discover, stratified_split
+    from leukoreport.data.images import discover, stratified_split
 
     rng = random.Random(1)
     for c, name in enumerate(["alpha", "beta", "gamma"]):
@@ -145,7 +145,7 @@ def _varied_split(root):
 
 class _PaddedItems:
     """The former in-memory cache, written independently: every image decoded with PIL, zero-padded into one
-    (n, H, W, 3) array, batches gathered by 3-D indexing; same crop draws as leukoreport.fastload."""
+    (n, H, W, 3) array, batches gathered by 3-D indexing; same crop draws as leukoreport.data.image_cache."""
 
     def __init__(self, paths, size, index, targets, train):
         arrays = []

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from leukoreport.errors import LeukoError
-from leukoreport.figures import (agreement_rows, plot_agreement_gallery, plot_confusion,
+from leukoreport.base.errors import LeukoError
+from leukoreport.report.figures.common import (agreement_rows, plot_agreement_gallery, plot_confusion,
                                  plot_error_gallery, plot_loss_curves, plot_pair_gallery,
                                  plot_per_class, plot_reliability, plot_seed_curves,
                                  plot_seed_values, plot_top_losses, top_loss_rows)
-from leukoreport.metrics import compute_metrics
+from leukoreport.stats.metrics import compute_metrics
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukoreport.errors import LeukoError
-from leukoreport.files import atomic_path, write_csv, write_json, write_text
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.atomic_io import atomic_path, write_csv, write_json, write_text
 
 
 def test_write_csv_atomic(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_atomic_path_removes_temp_on_error(tmp_path: Path):
 
 
 def test_read_json_names_the_file(tmp_path):
-    from leukoreport.files import read_json
+    from leukoreport.base.atomic_io import read_json
 
     good = tmp_path / "a.json"
     good.write_text('{"n": 3}')

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leukoreport.formatting import (accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
+from leukoreport.report.number_format import (accuracy_text, estimate, gap_estimate, hms, lr, mean_sd, num, pct, pct1,
                                     seconds)
 
 

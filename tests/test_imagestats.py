@@ -12,8 +12,8 @@ from PIL import Image, ImageFilter
 from scipy import stats
 from skimage.color import rgb2hed
 
-from leukoreport.errors import LeukoError
-from leukoreport.imagestats import (STATISTICS, image_statistics, plot_distributions,
+from leukoreport.base.errors import LeukoError
+from leukoreport.data.image_stats import (STATISTICS, image_statistics, plot_distributions,
                                     shift_table, statistics_table)
 
 

@@ -1,4 +1,4 @@
-"""Tests of leukoreport.intervals against hand-computed values, scipy and scikit-learn."""
+"""Tests of leukoreport.stats.intervals against hand-computed values, scipy and scikit-learn."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 
-from leukoreport.errors import LeukoError
-from leukoreport.intervals import (
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.intervals import (
     BootstrapCI,
     balanced_accuracy,
     bootstrap_ci,
@@ -265,7 +265,7 @@ def test_bootstrap_agrees_with_a_direct_scipy_call_on_sklearn_statistics():
 def test_bootstrap_in_batches_equals_one_unbatched_call(monkeypatch):
     """Resamples come in batches of about BATCH_ELEMENTS values (bounded memory at any n); the interval is the
     one scipy gives without batches, to the last bit."""
-    import leukoreport.intervals as intervals
+    import leukoreport.stats.intervals as intervals
 
     rng = np.random.default_rng(8)
     y_true, y_pred = noisy_predictions(rng, 600, 5)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from leukoreport.errors import LeukoError
-from leukoreport.label_audit import audit_summary, find_suspects, plot_suspects
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.label_audit import audit_summary, find_suspects, plot_suspects
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 

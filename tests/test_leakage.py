@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from leukoreport.errors import LeukoError
-from leukoreport.leakage import (
+from leukoreport.base.errors import LeukoError
+from leukoreport.data.leakage import (
     BLOCK_SIZE,
     PAIR_COLUMNS,
     SCOPES,
@@ -25,7 +25,7 @@ from leukoreport.leakage import (
     hash_images,
     summarize,
 )
-from leukoreport.leakage import _near_pairs, _near_pairs_blocked, _pack
+from leukoreport.data.leakage import _near_pairs, _near_pairs_blocked, _pack
 
 RANK = {"train": 0, "valid": 1, "test": 2}
 

@@ -9,11 +9,11 @@ import matplotlib.text
 import pandas as pd
 import pytest
 
-from leukoreport.figures import (LITERAL_TEXT, STYLE, WIDE_STYLE, plot_confusion, plot_error_gallery,
+from leukoreport.report.figures.common import (LITERAL_TEXT, STYLE, WIDE_STYLE, plot_confusion, plot_error_gallery,
                                  plot_pair_gallery, plot_per_class, plot_reliability, plot_seed_values,
                                  plot_top_losses)
-from leukoreport.imagestats import plot_distributions, statistics_table
-from leukoreport.metrics import read_predictions
+from leukoreport.data.image_stats import plot_distributions, statistics_table
+from leukoreport.stats.metrics import read_predictions
 
 from fake_results import make_fake_results
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukoreport.errors import LeukoError
-from leukoreport.metrics import Uncertainty, compute_metrics, misclassified, prob_columns, read_predictions
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.metrics import Uncertainty, compute_metrics, misclassified, prob_columns, read_predictions
 
 FIVE = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
@@ -272,7 +272,7 @@ def test_all_correct_single_class_gives_wilson_and_no_bootstrap_interval():
 
 
 def test_prediction_classes_reads_the_prob_columns(tmp_path):
-    from leukoreport.metrics import prediction_classes
+    from leukoreport.stats.metrics import prediction_classes
 
     path = tmp_path / "predictions.csv"
     make_pred(["b", "a"], ["b", "b"], ["b", "a", "c"]).to_csv(path, index=False)

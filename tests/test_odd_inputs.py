@@ -6,7 +6,7 @@ hashed by the leakage audit and, in the train and valid rows, decoded into the i
 
 * file names with ``$``, backslashes, ``<b>``, quotes, spaces, braces, commas and non-ASCII letters;
 * upper-case suffixes (``.JPG``, ``.PNG``, ``.TIFF``);
-* every pixel format PIL opens as 8-bit, converted to RGB by ``leukoreport.data.to_rgb``: grayscale (L), CMYK,
+* every pixel format PIL opens as 8-bit, converted to RGB by ``leukoreport.data.images.to_rgb``: grayscale (L), CMYK,
   RGBA (alpha dropped), palette (P), 16-bit-per-channel RGB TIFF (PIL keeps the high byte, the same in every
   reader), 1x1 and 6000x6000 pixels (36 MP is under PIL's decompression-bomb limit of about 89 MP; the run's peak
   memory stays under the 1000 MB the data rules declare);
@@ -44,8 +44,8 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT
-from leukoreport.data import stratified_split
-from leukoreport.fastload import load_cache
+from leukoreport.data.images import stratified_split
+from leukoreport.data.image_cache import load_cache
 from test_workflow import copy_project_light
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`leukoreport predict`: a tiny trained model on good, bad and real images (leukoreport.predict, cli)."""
+"""`leukoreport predict`: a tiny trained model on good, bad and real images (leukoreport.inference.predict, cli)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from PIL import Image, ImageFile
 
 from conftest import ROOT, exported_model
-from leukoreport import predict as predict_module
+from leukoreport.inference import predict as predict_module
 from leukoreport.cli import main
-from leukoreport.train import PhaseConfig, TrainConfig
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
 CFG = TrainConfig(size=32, batch_size=8, pretrained=False,
                   phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu")
@@ -186,7 +186,7 @@ def test_files_and_folders_in_argument_order_without_duplicates(model, folder, t
 
 def test_a_batch_failure_is_narrowed_to_the_file(model, folder, monkeypatch):
     """An image that validates but fails inside fastai gets its own reason; the others are still classified."""
-    from leukoreport.predict import load_learner_on, predict_images
+    from leukoreport.inference.predict import load_learner_on, predict_images
 
     learn = load_learner_on(model)
     images = [folder / "b_good.png", folder / "c_good.jpg", folder / "sub" / "a_good.png"]
@@ -211,8 +211,8 @@ def test_a_batch_failure_is_narrowed_to_the_file(model, folder, monkeypatch):
 def test_progress_lines_while_images_are_left_and_probabilities_unchanged(model, tmp_path, monkeypatch, capsys):
     """9 images in batches of 2 with a line every 2 batches: lines after 4 and 8 images, none at the end; the
     probabilities equal a run without progress. The CLI writes them to stderr."""
-    import leukoreport.evaluate as evaluate
-    from leukoreport.predict import load_learner_on, predict_images
+    import leukoreport.inference.evaluate as evaluate
+    from leukoreport.inference.predict import load_learner_on, predict_images
 
     learn = load_learner_on(model)
     images = sorted((ROOT / "data" / "external_monocyte" / "monocyte").glob("*.*"))

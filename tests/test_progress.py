@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from leukoreport.logs import eta_seconds, rough_duration, step_log
-from leukoreport.train import PhaseConfig, TrainConfig, epoch_line, train
+from leukoreport.base.step_log import eta_seconds, rough_duration, step_log
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, epoch_line, train
 
 CFG = TrainConfig(
     size=32,
@@ -61,7 +61,7 @@ def test_eta_and_durations_by_hand():
 def test_step_log_progress_goes_to_log_and_console(tmp_path):
     log_path = tmp_path / "step.log"
     code = (
-        "from leukoreport.logs import step_log\n"
+        "from leukoreport.base.step_log import step_log\n"
         f"with step_log({str(log_path)!r}) as log:\n"
         "    print('plain output')\n"
         "    log.progress('phase 1 (frozen) epoch 1/2: progress line')\n"
@@ -103,7 +103,7 @@ def test_no_bare_fastai_lists_and_no_progress_callback_left(logged_training):
 
 
 def test_evaluation_progress_every_n_batches(logged_training, tiny_split):
-    from leukoreport.evaluate import predict
+    from leukoreport.inference.evaluate import predict
 
     (learn, _, _), _ = logged_training
     images = tiny_split[["path", "label"]]  # 30 images, 15 batches of 2
@@ -121,8 +121,8 @@ def test_evaluation_progress_every_n_batches(logged_training, tiny_split):
 
 
 def test_tta_progress_counts_every_pass(logged_training, tiny_split):
-    from leukoreport.evaluate import TTA_PASSES, predict
-    from leukoreport.predict import seeded_tta
+    from leukoreport.inference.evaluate import TTA_PASSES, predict
+    from leukoreport.inference.predict import seeded_tta
 
     (learn, _, _), _ = logged_training
     images = tiny_split[["path", "label"]].head(12)  # 3 batches of 4 per pass, 5 passes

@@ -1,4 +1,4 @@
-"""Tests for leukoreport.report: context numbers, HTML content and escaping, PDF, atomic writes."""
+"""Tests for leukoreport.report.build: context numbers, HTML content and escaping, PDF, atomic writes."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_results import SPLIT, fake_config, make_fake_results  # noqa: E402
 
-from leukoreport import report  # noqa: E402
-from leukoreport.errors import LeukoError  # noqa: E402
+from leukoreport.report import build as report  # noqa: E402
+from leukoreport.base.errors import LeukoError  # noqa: E402
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 SEEDS = (3, 11)
@@ -308,7 +308,7 @@ def test_summary_external_table_has_majority_and_domain_auc(fake, tmp_path):
 
 
 def test_validity_sentences_follow_the_numbers():
-    from leukoreport.report_validity import validity_by_set
+    from leukoreport.report.sections.validity import validity_by_set
 
     def row(name, seed, acc, auc, low, high, maj=0.59, gain_low=None, gain_high=None):
         return {"split_seed": 42, "seed": seed, "dataset": name, "accuracy": acc, "accuracy_low": acc - 0.05,

@@ -17,12 +17,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_results import SPLIT, fake_config, make_fake_results  # noqa: E402
 
-from leukoreport import figures, report  # noqa: E402
-from leukoreport.errors import LeukoError  # noqa: E402
-from leukoreport.figures import (REPORT_LIMITS, pair_rows, plot_agreement_gallery, plot_error_gallery,  # noqa: E402
+from leukoreport.report import build as report  # noqa: E402
+from leukoreport.report.figures import common as figures  # noqa: E402
+from leukoreport.base.errors import LeukoError  # noqa: E402
+from leukoreport.report.figures.common import (REPORT_LIMITS, pair_rows, plot_agreement_gallery, plot_error_gallery,  # noqa: E402
                                  plot_pair_gallery, report_limits)
-from leukoreport.label_audit import plot_suspects  # noqa: E402
-from leukoreport.metrics import read_predictions  # noqa: E402
+from leukoreport.stats.label_audit import plot_suspects  # noqa: E402
+from leukoreport.stats.metrics import read_predictions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c"]

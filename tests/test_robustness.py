@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from leukoreport.errors import LeukoError
-from leukoreport.metrics import Uncertainty, compute_metrics, prob_columns, read_predictions
-from leukoreport.robustness import (DISAGREEMENT_COLUMNS, METRICS, across_seeds, agreement, disagreement,
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.metrics import Uncertainty, compute_metrics, prob_columns, read_predictions
+from leukoreport.stats.robustness import (DISAGREEMENT_COLUMNS, METRICS, across_seeds, agreement, disagreement,
                                     ensemble, one_way_anova, robustness_summary, seed_table, spread,
                                     variance_components)
 
@@ -513,8 +513,8 @@ def test_combinations_order_matches_key_order():
 
 def test_robustness_files_on_two_splits(tmp_path):
     """The workflow's entry point: per split seed agreement and ensemble, pooled spread, variance components."""
-    from leukoreport.metrics import Uncertainty, compute_metrics
-    from leukoreport.robustness import robustness_files
+    from leukoreport.stats.metrics import Uncertainty, compute_metrics
+    from leukoreport.stats.robustness import robustness_files
     from test_metrics import make_pred
 
     classes = ["a", "b", "c"]

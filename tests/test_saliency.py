@@ -1,4 +1,4 @@
-"""Grad-CAM maps, overlays and the saliency gallery on one tiny trained model (leukoreport.saliency)."""
+"""Grad-CAM maps, overlays and the saliency gallery on one tiny trained model (leukoreport.inference.saliency)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import exported_model
-from leukoreport.errors import LeukoError
-from leukoreport.evaluate import load_model
-from leukoreport.saliency import (
+from leukoreport.base.errors import LeukoError
+from leukoreport.inference.evaluate import load_model
+from leukoreport.inference.saliency import (
     cam_batch,
     class_indices,
     crop_box,
@@ -22,7 +22,7 @@ from leukoreport.saliency import (
     plot_saliency_gallery,
     saliency_rows,
 )
-from leukoreport.train import PhaseConfig, TrainConfig
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
 CFG = TrainConfig(size=64, batch_size=8, pretrained=False,
                   phases=[PhaseConfig(False, 3e-3, 3, 3)], device="cpu")  # 64 px: a 2x2 last block
@@ -163,7 +163,7 @@ def test_bad_input_names_the_file(learn, images, tmp_path):
 
 
 def test_a_1x1_last_block_is_refused(tiny_split, images):
-    from leukoreport.train import build_learner, make_dataloaders
+    from leukoreport.training.two_phase import build_learner, make_dataloaders
 
     small = build_learner(make_dataloaders(tiny_split, TrainConfig(size=32, device="cpu"), "cpu"), False)
     with pytest.raises(LeukoError, match="Grad-CAM needs more than 32 px"):
@@ -214,7 +214,7 @@ def test_class_indices(learn):
 
 
 def test_centre_share_of_simple_maps():
-    from leukoreport.saliency import centre_share
+    from leukoreport.inference.saliency import centre_share
 
     cam = np.zeros((40, 60), dtype=np.float32)
     assert np.isnan(centre_share(cam))

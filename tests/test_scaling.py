@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, make_image_folder
-from leukoreport.config import check_config
-from leukoreport.leakage import find_pairs, hash_images
-from leukoreport.scaling import (ScaleSettings, collect_benchmarks, growth_exponents, make_synthetic_folder,
+from leukoreport.config.checks import check_config
+from leukoreport.data.leakage import find_pairs, hash_images
+from leukoreport.bench.scaling import (ScaleSettings, collect_benchmarks, growth_exponents, make_synthetic_folder,
                                  nlogn_slope, parse_sizes, rules_of_benchmarks, scale_config, targets)
-from leukoreport.train import TrainConfig, train
+from leukoreport.training.two_phase import TrainConfig, train
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -196,7 +196,7 @@ TRAIN_PARAMS = {"size": 32, "batch_size": 4, "pretrained": False, "schedule": "o
 
 @pytest.fixture(scope="module")
 def small_split(tmp_path_factory):
-    from leukoreport.data import discover, stratified_split
+    from leukoreport.data.images import discover, stratified_split
 
     root = make_image_folder(tmp_path_factory.mktemp("batches") / "images", per_class=20, size=36)
     return stratified_split(discover(root), (0.6, 0.2, 0.2), seed=42)  # 36 train (9 batches), 12 valid (3)
@@ -204,7 +204,7 @@ def small_split(tmp_path_factory):
 
 def _counted(monkeypatch):
     """Count the batches of every training and validation pass (a callback beside the project's own)."""
-    import leukoreport.train as train_module
+    import leukoreport.training.two_phase as train_module
     from fastai.callback.core import Callback
 
     passes: list[list] = []

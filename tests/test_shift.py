@@ -12,8 +12,8 @@ from PIL import Image
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from leukoreport.errors import LeukoError
-from leukoreport.shift import (BAND_LABELS, BANDS, DOMAIN_METHOD, calibrate_auc, accuracy_at_coverage, accuracy_by_band, aurc,
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.shift import (BAND_LABELS, BANDS, DOMAIN_METHOD, calibrate_auc, accuracy_at_coverage, accuracy_by_band, aurc,
                                band_index, beyond_reference, delong_interval, delong_variance,
                                domain_auc, knn_distance, percentile_of, plot_ood_bands,
                                plot_risk_coverage, risk_coverage)
@@ -211,7 +211,7 @@ def test_knn_distance_matches_brute_force(k):
 
 
 def test_knn_distance_crosses_chunks(monkeypatch):
-    import leukoreport.shift as shift
+    import leukoreport.stats.shift as shift
 
     monkeypatch.setattr(shift, "KNN_CHUNK", 16)
     rng = np.random.default_rng(5)

@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from leukoreport.errors import LeukoError
-from leukoreport.metrics import Uncertainty, compute_metrics
-from leukoreport.summary import external_gaps, metrics_table, read_metrics, summed_confusion
+from leukoreport.base.errors import LeukoError
+from leukoreport.stats.metrics import Uncertainty, compute_metrics
+from leukoreport.stats.run_tables import external_gaps, metrics_table, read_metrics, summed_confusion
 from test_metrics import make_pred
 
 CLASSES = ["a", "b", "c"]

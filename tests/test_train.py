@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leukoreport.train import HISTORY_COLUMNS, PhaseConfig, TrainConfig, export_learner, train
+from leukoreport.training.two_phase import HISTORY_COLUMNS, PhaseConfig, TrainConfig, export_learner, train
 
 from conftest import predict_without_leukoreport
 

@@ -13,14 +13,14 @@ from PIL import Image
 from skimage.color import hed2rgb, rgb2hed
 
 from conftest import ROOT
-from leukoreport.baselines import add_baselines
-from leukoreport.data import discover, stratified_split, subsample
-from leukoreport.errors import LeukoError
-from leukoreport.evaluate import load_model, predict_with_features
-from leukoreport.imagestats import shift_table, statistics_table
-from leukoreport.metrics import Uncertainty, compute_metrics
-from leukoreport.train import PhaseConfig, TrainConfig, export_learner, train
-from leukoreport.validity import ShiftSettings, run_shift, validity_table
+from leukoreport.stats.baselines import add_baselines
+from leukoreport.data.images import discover, stratified_split, subsample
+from leukoreport.base.errors import LeukoError
+from leukoreport.inference.evaluate import load_model, predict_with_features
+from leukoreport.data.image_stats import shift_table, statistics_table
+from leukoreport.stats.metrics import Uncertainty, compute_metrics
+from leukoreport.training.two_phase import PhaseConfig, TrainConfig, export_learner, train
+from leukoreport.stats.validity import ShiftSettings, run_shift, validity_table
 
 CFG = TrainConfig(size=48, batch_size=16, pretrained=False, device="cpu",
                   phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)])

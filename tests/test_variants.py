@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from leukoreport.errors import LeukoError
-from leukoreport.variants import (RECIPE_KEYS, SHARED_KEYS, deep_merge, reference_variant, variant_configs,
+from leukoreport.base.errors import LeukoError
+from leukoreport.config.variants import (RECIPE_KEYS, SHARED_KEYS, deep_merge, reference_variant, variant_configs,
                                   variant_root)
 
 from conftest import ROOT

@@ -1,4 +1,4 @@
-"""Tests for leukoreport.verdicts, each against an independent computation (loops, sklearn, statsmodels, scipy)."""
+"""Tests for leukoreport.stats.verdicts, each against an independent computation (loops, sklearn, statsmodels, scipy)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_compare import (CLASSES, FIXED, PLANTED, SEEDS, SPLIT, baseline_run, image_list,  # noqa: E402
                           save_predictions, worse_run, write_index)
 
-from leukoreport import compare, verdicts  # noqa: E402
-from leukoreport.calibration import expected_calibration_error  # noqa: E402
+from leukoreport import compare  # noqa: E402
+from leukoreport.stats import verdicts  # noqa: E402
+from leukoreport.stats.calibration import expected_calibration_error  # noqa: E402
 from leukoreport.compare import compare_runs, load_run, match  # noqa: E402
-from leukoreport.errors import LeukoError  # noqa: E402
-from leukoreport.verdicts import (HIGHER_IS_BETTER, METRICS, compare_variants, holm, iqm,  # noqa: E402
+from leukoreport.base.errors import LeukoError  # noqa: E402
+from leukoreport.stats.verdicts import (HIGHER_IS_BETTER, METRICS, compare_variants, holm, iqm,  # noqa: E402
                                   probability_of_improvement, stratified_bootstrap, variant_tables)
 
 EXT_CLASSES = ["monocyte", "lymphocyte"]  # an external set holding only some of the classes
@@ -161,7 +162,7 @@ def test_probability_of_improvement_double_loop():
 
 
 def test_bootstrap_p_value_hand_worked():
-    from leukoreport.verdicts import bootstrap_p
+    from leukoreport.stats.verdicts import bootstrap_p
 
     boot = np.array([-0.01] + [0.02] * 8)  # R = 9: one resample <= 0, eight >= 0
     assert bootstrap_p(boot) == pytest.approx(2 * (1 + 1) / 10)

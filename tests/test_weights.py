@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from leukoreport import weights
-from leukoreport.errors import LeukoError
-from leukoreport.train import TrainConfig, build_learner, make_dataloaders
+from leukoreport.training import weights
+from leukoreport.base.errors import LeukoError
+from leukoreport.training.two_phase import TrainConfig, build_learner, make_dataloaders
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT, make_image_folder
-from leukoreport.train import resolve_precision
+from leukoreport.training.device import resolve_precision
 
 pytestmark = pytest.mark.slow
 PROJECT_FILES = ["Snakefile", "workflow", "config", "templates", "data"]
@@ -59,7 +59,7 @@ def make_smoke_data(project: Path) -> dict:
     - external set ``mixed``: a resized BMP copy of a training neutrophil (near duplicate, different size), a PNG
       eosinophil and a TIFF lymphocyte; basophil and monocyte are missing.
     """
-    from leukoreport.data import discover, stratified_split
+    from leukoreport.data.images import discover, stratified_split
 
     src, dst = project / "data" / "leukocytes", project / "smoke_data"
     for folder in sorted(src.iterdir()):
@@ -147,7 +147,7 @@ def smoke_run(tmp_path_factory):
 
 
 def recompute(pred: pd.DataFrame, classes: list[str]) -> dict:
-    """Metrics from predictions.csv, computed here with plain numpy (independent of leukoreport.metrics)."""
+    """Metrics from predictions.csv, computed here with plain numpy (independent of leukoreport.stats.metrics)."""
     y, p = pred["label"].to_numpy(), pred["prediction"].to_numpy()
     per_class, recalls, f1s = {}, [], []
     for c in classes:

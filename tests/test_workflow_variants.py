@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from statsmodels.stats.multitest import multipletests
 
 from leukoreport.compare import compare_runs
-from leukoreport.formatting import estimate
+from leukoreport.report.number_format import estimate
 
 from test_workflow import copy_project, snakemake
 

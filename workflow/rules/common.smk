@@ -1,9 +1,9 @@
 from snakemake.utils import validate
 
-from leukoreport.config import check_config, exit_on_error
-from leukoreport.provenance import external_paths
-from leukoreport.summary import run_keys, run_label
-from leukoreport.variants import reference_variant, variant_configs
+from leukoreport.config.checks import check_config, exit_on_error
+from leukoreport.config.provenance import external_paths
+from leukoreport.stats.run_tables import run_keys, run_label
+from leukoreport.config.variants import reference_variant, variant_configs
 
 # Recipe variants (config key `variants`): each variant's runs, summaries and diagnostics live under
 # results/variants/{variant}/ with the same layout as results/ of a single-recipe run; data, splits, caches,
@@ -150,7 +150,7 @@ def stats_images(wildcards):
 
 
 def shift_settings():
-    """The embedding diagnostics' settings (leukoreport.validity.ShiftSettings) as a plain dict."""
+    """The embedding diagnostics' settings (leukoreport.stats.validity.ShiftSettings) as a plain dict."""
     dom, ood = VALIDITY["domain_classifier"], VALIDITY["ood"]
     return {
         "domain": dom["enabled"],

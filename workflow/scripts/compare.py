@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from leukoreport.compare import compare_runs, write_comparison
-from leukoreport.errors import LeukoError
-from leukoreport.logs import step_log
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     if not snakemake.params.other:

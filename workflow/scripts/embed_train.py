@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from leukoreport.embeddings import save_embeddings, train_sample
-from leukoreport.evaluate import load_model, predict_with_features
-from leukoreport.logs import step_log
-from leukoreport.train import resolve_device
+from leukoreport.data.embeddings import save_embeddings, train_sample
+from leukoreport.inference.evaluate import load_model, predict_with_features
+from leukoreport.base.step_log import step_log
+from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:
     rows = train_sample(pd.read_csv(snakemake.input.split), snakemake.params.limit, snakemake.params.seed)

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from leukoreport.evaluate import load_model
-from leukoreport.files import write_csv
-from leukoreport.logs import step_log
-from leukoreport.metrics import prediction_classes, read_predictions
-from leukoreport.saliency import centre_share, gradcam_maps, plot_saliency_gallery, saliency_rows
-from leukoreport.train import resolve_device
+from leukoreport.inference.evaluate import load_model
+from leukoreport.base.atomic_io import write_csv
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.metrics import prediction_classes, read_predictions
+from leukoreport.inference.saliency import centre_share, gradcam_maps, plot_saliency_gallery, saliency_rows
+from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]):
     learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from leukoreport.files import write_csv
-from leukoreport.imagestats import statistics_table
-from leukoreport.logs import step_log
+from leukoreport.base.atomic_io import write_csv
+from leukoreport.data.image_stats import statistics_table
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     images = pd.read_csv(snakemake.input.images)

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from leukoreport.errors import LeukoError
-from leukoreport.files import write_csv, write_json
-from leukoreport.leakage import audit, failure_message, format_pairs
-from leukoreport.logs import step_log
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.data.leakage import audit, failure_message, format_pairs
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     split = pd.read_csv(snakemake.input.split, dtype=str)

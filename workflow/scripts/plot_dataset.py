@@ -2,9 +2,9 @@
 
 import json
 
-from leukoreport.figures import plot_confusion, plot_error_gallery, plot_per_class, plot_reliability, plot_top_losses
-from leukoreport.logs import step_log
-from leukoreport.metrics import read_predictions
+from leukoreport.report.figures.common import plot_confusion, plot_error_gallery, plot_per_class, plot_reliability, plot_top_losses
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.metrics import read_predictions
 
 with step_log(snakemake.log[0]):
     metrics = json.loads(open(snakemake.input.metrics).read())

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from leukoreport.figures import plot_pair_gallery
-from leukoreport.logs import step_log
+from leukoreport.report.figures.common import plot_pair_gallery
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     pairs = pd.read_csv(snakemake.input.pairs, dtype={"path_a": str, "path_b": str})

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoreport.figures import plot_agreement_gallery, plot_seed_values
-from leukoreport.logs import step_log
+from leukoreport.report.figures.common import plot_agreement_gallery, plot_seed_values
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     out = Path(snakemake.output[0])

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from leukoreport.figures import plot_confusion, plot_seed_curves
-from leukoreport.logs import step_log
-from leukoreport.summary import read_metrics, summed_confusion
+from leukoreport.report.figures.common import plot_confusion, plot_seed_curves
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.run_tables import read_metrics, summed_confusion
 
 with step_log(snakemake.log[0]):
     histories = {label: pd.read_csv(path) for label, path in zip(snakemake.params.labels, snakemake.input.histories)}

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from leukoreport.figures import plot_loss_curves
-from leukoreport.logs import step_log
+from leukoreport.report.figures.common import plot_loss_curves
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     history = pd.read_csv(snakemake.input.history)

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from leukoreport.logs import step_log
-from leukoreport.report import build_context, collect_run_info, render_html, write_html
-from leukoreport.report_variants import variants_report_context
+from leukoreport.base.step_log import step_log
+from leukoreport.report.build import build_context, collect_run_info, render_html, write_html
+from leukoreport.report.sections.variants import variants_report_context
 
 with step_log(snakemake.log[0]):
     results = Path(snakemake.output[0]).parents[1]

@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 
-from leukoreport.files import write_csv, write_json
-from leukoreport.logs import step_log
-from leukoreport.robustness import robustness_files
+from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.robustness import robustness_files
 
 with step_log(snakemake.log[0]):
     metrics = [json.loads(open(path).read()) for path in snakemake.input.metrics]

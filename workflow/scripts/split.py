@@ -1,8 +1,8 @@
 """Discover and check the training images, then write the stratified split."""
 
-from leukoreport.data import discover, stratified_split, subsample
-from leukoreport.files import write_csv
-from leukoreport.logs import step_log
+from leukoreport.data.images import discover, stratified_split, subsample
+from leukoreport.base.atomic_io import write_csv
+from leukoreport.base.step_log import step_log
 
 with step_log(snakemake.log[0]):
     images = discover(snakemake.input[0])

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from leukoreport.files import write_csv
-from leukoreport.logs import step_log
-from leukoreport.summary import external_gaps, metrics_table, read_metrics
+from leukoreport.base.atomic_io import write_csv
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.run_tables import external_gaps, metrics_table, read_metrics
 
 with step_log(snakemake.log[0]):
     results = Path(snakemake.output.metrics).parents[1]

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
-from leukoreport.fastload import load_cache
-from leukoreport.files import write_csv, write_json
-from leukoreport.logs import step_log
-from leukoreport.train import TrainConfig, export_learner, train
+from leukoreport.data.image_cache import load_cache
+from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.base.step_log import step_log
+from leukoreport.training.two_phase import TrainConfig, export_learner, train
 
 with step_log(snakemake.log[0]) as log:
     split = pd.read_csv(snakemake.input.split)

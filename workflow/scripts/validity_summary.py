@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from leukoreport.files import read_json, write_csv
-from leukoreport.logs import step_log
-from leukoreport.validity import image_shift_summary, label_audit_summary, validity_table
+from leukoreport.base.atomic_io import read_json, write_csv
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.validity import image_shift_summary, label_audit_summary, validity_table
 
 with step_log(snakemake.log[0]):
     metrics = [read_json(p) for p in snakemake.input.metrics]

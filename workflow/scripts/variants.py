@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from leukoreport.compare import load_run
-from leukoreport.files import write_csv, write_json
-from leukoreport.logs import step_log
-from leukoreport.verdicts import compare_variants, variant_tables
+from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.base.step_log import step_log
+from leukoreport.stats.verdicts import compare_variants, variant_tables
 
 with step_log(snakemake.log[0]):
     runs = {name: load_run(Path(path).parents[1]) for name, path in zip(snakemake.params.variants,

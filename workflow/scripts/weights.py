@@ -1,8 +1,8 @@
 """Check (and if allowed, download) the ImageNet weights before any training starts."""
 
-from leukoreport.files import write_json
-from leukoreport.logs import step_log
-from leukoreport.weights import check_weights
+from leukoreport.base.atomic_io import write_json
+from leukoreport.base.step_log import step_log
+from leukoreport.training.weights import check_weights
 
 with step_log(snakemake.log[0]):
     info = check_weights(snakemake.params.pretrained, download=snakemake.params.download)

@@ -1,0 +1,65 @@
+"""Config checks that give one-line errors naming the offending key."""
+
+from __future__ import annotations
+
+import math
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from leukoreport.base.errors import LeukoError
+from leukoreport.config.provenance import external_paths
+
+
+@contextmanager
+def exit_on_error():
+    """In a Snakefile: a LeukoError becomes the one line ``error: ...`` on stderr and exit status 1, without
+    Snakemake's parse trace around it."""
+    try:
+        yield
+    except LeukoError as exc:
+        sys.stderr.write(f"error: {' '.join(str(exc).split())}\n")
+        sys.stderr.flush()
+        sys.exit(1)
+
+
+def key_path(parts) -> str:
+    """``['phases', 'frozen', 'lr']`` -> ``phases.frozen.lr``; list indices in brackets."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> None:
+    """Raise ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
+    if "split_seed" in config:
+        raise LeukoError("config key split_seed: replaced by split_seeds, a list (e.g. split_seeds: [42])")
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        error = errors[0]
+        if error.validator == "oneOf" and isinstance(error.instance, dict):  # e.g. external.NAME as a mapping
+            error = jsonschema.exceptions.best_match(
+                [e for e in error.context if e.schema.get("type") != "string" and e.validator != "type"] or
+                error.context)
+        elif error.validator == "oneOf":
+            raise LeukoError(f"config key {key_path(error.absolute_path)}: {error.instance!r} must be a folder or a "
+                             "mapping with path (and source, scanner, stain, citation)")
+        if error.validator == "required":
+            missing = next(k for k in error.validator_value if k not in error.instance)
+            raise LeukoError(f"config key {key_path([*error.absolute_path, missing])}: missing (required)")
+        raise LeukoError(f"config key {key_path(error.absolute_path)}: {error.message}")
+    fractions = config.get("split_fractions")
+    if fractions is not None and not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise LeukoError(f"config key split_fractions: {fractions} must sum to 1")
+    base = Path(base_dir)
+    folders = {"data_dir": config["data_dir"]}
+    folders.update({f"external.{name}": path for name, path in external_paths(config).items()})
+    for key, folder in folders.items():
+        if not (base / folder).is_dir():
+            raise LeukoError(f"config key {key}: folder not found: {folder}")

@@ -1,0 +1,202 @@
+"""The "External validity" section of the full report and its lines in the summary, from results/ files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.atomic_io import read_json
+from leukoreport.report.number_format import DASH, _missing, estimate, gap_estimate, num, pct1
+from leukoreport.stats.run_tables import RunKey, run_folder
+from leukoreport.stats.validity import COVERAGES, VALIDITY_COLUMNS
+
+SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
+LABEL_ROWS = 10  # suspected label errors listed per set unless report_limits.label_rows says (all in label_issues.csv)
+STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue", "sd_r": "SD red",
+              "sd_g": "SD green", "sd_b": "SD blue", "brightness": "brightness", "contrast": "contrast",
+              "saturation": "saturation", "sharpness": "sharpness (Laplacian variance)", "width": "width (px)",
+              "height": "height (px)", "aspect": "aspect ratio", "od_hematoxylin": "haematoxylin OD",
+              "od_eosin": "eosin OD"}
+
+
+def _auc(row: pd.Series) -> str:
+    """'0.993 [0.981–1.000]' or '—'."""
+    return str(estimate(row["domain_auc"], row["domain_auc_low"], row["domain_auc_high"], "num"))
+
+
+def read_validity(results_dir: Path) -> pd.DataFrame:
+    """results/summary/validity.csv, with a one-line error when a column is missing."""
+    path = results_dir / "summary" / "validity.csv"
+    if not path.is_file():
+        raise LeukoError(f"{path.as_posix()}: file not found (written by the validity_summary rule)")
+    table = pd.read_csv(path, dtype={"dataset": str, "majority_class": str})
+    missing = [c for c in VALIDITY_COLUMNS if c not in table.columns]
+    if missing:
+        raise LeukoError(f"{path.as_posix()}: missing column(s) {missing}")
+    return table
+
+
+def baseline_cells(row) -> dict:
+    """Majority and training-prior baselines and the gain over majority (a validity.csv row or a metrics.json
+    ``baselines`` dict), formatted for a table row."""
+    if _missing(row.get("majority_accuracy")):
+        return {"majority": DASH, "majority_class": DASH, "prior": DASH, "gain": DASH, "below": False}
+    return {"majority": pct1(row["majority_accuracy"]), "majority_class": str(row["majority_class"]),
+            "prior": pct1(row["prior_accuracy"]), "gain": str(gap_estimate(row["gain"], row["gain_low"], row["gain_high"])),
+            "below": bool(row["gain_high"] < 0)}
+
+
+def _image_shift(results_dir: Path, split: int, name: str, uri) -> dict | None:
+    folder = results_dir / "splits" / str(split) / "validity" / name
+    path = folder / "image_shift.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    rows = [{"statistic": STAT_NAMES.get(r["statistic"], r["statistic"]),
+             "train": f"{r['train_mean']:.4g} ({r['train_sd']:.3g})", "set": f"{r['set_mean']:.4g} ({r['set_sd']:.3g})",
+             "wasserstein_sd": num(r["wasserstein_sd"], 2), "ks": num(r["ks"], 2),
+             "ks_p": "< 0.001" if r["ks_p"] < 0.001 else num(r["ks_p"], 3)}
+            for _, r in table.head(SHIFT_ROWS).iterrows()]
+    return {"split_seed": split, "rows": rows, "n_statistics": len(table), "figure": uri(folder / "image_shift.png")}
+
+
+def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LABEL_ROWS) -> dict | None:
+    """One set's suspected label errors: counts, the first `limit` suspects as table rows, the gallery and the
+    sentences saying what either leaves out."""
+    from leukoreport.report.figures.common import GALLERY_META, left_out_text  # lazy: matplotlib only when there is an audit
+
+    folder = results_dir / "splits" / str(split) / "validity" / name
+    spath = folder / "label_audit.json"
+    if not spath.is_file():
+        return None
+    summary = read_json(spath)
+    table = pd.read_csv(folder / "label_issues.csv", dtype={"path": str, "given": str, "suggested": str})
+    suspects = table[table["suspected"].astype(bool)]
+    pages = sorted((folder / "label_issues").glob("page-*.png"))
+    csv = folder / "label_issues.csv"  # named as report._shown_path names files
+    listed_in = (csv if not results_dir.is_absolute()
+                 else Path(results_dir.name) / csv.relative_to(results_dir)).as_posix()
+    meta_path = folder / "label_issues" / GALLERY_META
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    gallery_note = left_out_text(int(meta["shown"]), int(meta["total"]), "suspected label errors", listed_in) \
+        if {"shown", "total"} <= set(meta) else ""
+    return {"split_seed": split, "n": summary["n"], "n_suspected": summary["n_suspected"],
+            "share": pct1(summary["share"]), "method": summary["method"],
+            "seeds": ", ".join(str(s) for s in summary.get("seeds", [])),
+            "rows": [{"rank": int(r["rank"]), "file": Path(r["path"]).name, "given": r["given"],
+                      "suggested": r["suggested"], "self_confidence": pct1(r["self_confidence"])}
+                     for _, r in suspects.head(limit).iterrows()],
+            "n_left_out": max(0, len(suspects) - limit),
+            "listed_in": listed_in,
+            "gallery": [uri(p) for p in pages],
+            "gallery_note": f"{gallery_note[0].upper()}{gallery_note[1:]}." if gallery_note else ""}
+
+
+def _ood_bands(results_dir: Path, key: RunKey, name: str) -> list[dict]:
+    path = run_folder(results_dir, key) / name / "shift.json"
+    if not path.is_file():
+        return []
+    ood = read_json(path).get("ood") or {}
+    return [{"band": b["band"], "n": b["n"], "accuracy": str(estimate(b["accuracy"], b.get("low"), b.get("high")))
+             if b["n"] else DASH} for b in ood.get("bands", [])]
+
+
+def _saliency(folder: Path, key: RunKey, uri) -> dict:
+    """One run's Grad-CAM page and the mean share of its maps in the central box (from saliency.csv)."""
+    table = pd.read_csv(folder / "saliency.csv")
+    share = table["cam_centre_share"].dropna() if "cam_centre_share" in table.columns else pd.Series(dtype=float)
+    return {"label": key.label, "figure": uri(folder / "saliency.png"), "n": len(table),
+            "centre_share": pct1(share.mean()) if len(share) else DASH}
+
+
+def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list[str], uri,
+                     shared_dir: str | Path | None = None, label_rows: int = LABEL_ROWS) -> dict:
+    """Context of the "External validity" section: per dataset (test first, as the reference) every diagnostic.
+
+    Image statistics are read from `shared_dir` (default `results_dir`), where the data steps wrote them; the
+    suspected label errors are listed up to `label_rows` per set (config ``report_limits.label_rows``).
+    """
+    results_dir = Path(results_dir)
+    shared = Path(shared_dir) if shared_dir is not None else results_dir
+    table = read_validity(results_dir)
+    splits = list(dict.fromkeys(k.split_seed for k in keys))
+    out = []
+    for name in datasets:
+        rows = []
+        for key in keys:
+            sel = table[(table["split_seed"] == key.split_seed) & (table["seed"] == key.seed) & (table["dataset"] == name)]
+            if len(sel) != 1:
+                raise LeukoError(f"{(results_dir / 'summary' / 'validity.csv').as_posix()}: {len(sel)} rows for "
+                                 f"{key.label}, dataset '{name}' (expected 1)")
+            r = sel.iloc[0]
+            at = {f"at_{int(100 * c)}": pct1(r[f"accuracy_at_{int(100 * c)}"]) for c in COVERAGES}
+            rows.append({"label": key.label, "n": int(r["n"]),
+                         "accuracy": str(estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"])),
+                         **baseline_cells(r), "auc": _auc(r),
+                         "median_percentile": DASH if _missing(r["median_percentile"]) else f"{r['median_percentile']:.0f}",
+                         "beyond": pct1(r["share_beyond_test"]), "aurc": num(r["aurc"], 3), **at})
+        saliency = [_saliency(run_folder(results_dir, k) / name, k, uri) for k in keys
+                    if (run_folder(results_dir, k) / name / "saliency.png").is_file()]
+        out.append({
+            "name": name, "is_test": name == "test", "anchor": f"validity-{name}",
+            "title": "Test split (reference)" if name == "test" else f"External set: {name}",
+            "rows": rows,
+            "bands": _ood_bands(results_dir, keys[0], name), "bands_run": keys[0].label,
+            "image_shift": [s for s in (_image_shift(shared, sp, name, uri) for sp in splits) if s],
+            "label_audit": [a for a in (_label_audit(results_dir, sp, name, uri, label_rows) for sp in splits)
+                            if a],
+            "saliency": saliency,
+        })
+    figures = []
+    for key in keys:
+        folder = run_folder(results_dir, key) / "validity"
+        if (folder / "risk_coverage.png").is_file():
+            figures.append({"label": key.label, "risk_coverage": uri(folder / "risk_coverage.png"),
+                            "bands": uri(folder / "ood_bands.png")})
+    return {"datasets": out, "figures": figures, "coverages": [f"{100 * c:g}%" for c in COVERAGES],
+            "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%" if len(table) else "95%"}
+
+
+def _span(values: pd.Series, fmt) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo).rstrip('%')}–{fmt(hi)}"
+
+
+def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
+    """External set name → its limitation sentence from validity.csv (domain AUC, accuracy against majority)."""
+    out = {}
+    for name, rows in table[table["dataset"] != "test"].groupby("dataset", sort=False):
+        runs = f" in each of {len(rows)} runs" if len(rows) > 1 else ""
+        if rows["domain_auc"].notna().all():
+            text = (f"AUC {_auc(rows.iloc[0])}" if len(rows) == 1 else
+                    f"AUC {_span(rows['domain_auc'], lambda x: f'{x:.3f}')} over {len(rows)} runs")
+            subject = (f"Set '{name}' is told apart from the training images with {text}"
+                       if (rows["domain_auc_low"] > 0.5).all()
+                       else f"Set '{name}' is not clearly told apart from the training images ({text})")
+        else:
+            subject = f"Set '{name}' (too few images for the domain classifier)"
+        acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
+            estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
+        maj = rows["majority_accuracy"].iloc[0]
+        if _missing(maj):
+            out[str(name)] = f"{subject}."
+            continue
+        base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"
+        if (rows["gain_high"] < 0).all():
+            verdict = f"its accuracy {acc} is below {base}{runs}"
+        elif (rows["gain_low"] > 0).all():
+            verdict = f"its accuracy {acc} is above {base}{runs}"
+        else:
+            verdict = f"its accuracy {acc} is not shown to differ from {base}"
+        out[str(name)] = f"{subject}; {verdict}."
+    return out
+
+
+def summary_external(table: pd.DataFrame) -> dict[tuple[int, int, str], dict]:
+    """Majority baseline and domain AUC per (split seed, seed, dataset), formatted for the summary's external table."""
+    return {(int(r["split_seed"]), int(r["seed"]), str(r["dataset"])):
+            {"auc": _auc(r), **baseline_cells(r)}
+            for _, r in table.iterrows()}
+

@@ -1,0 +1,28 @@
+"""How a verdict looks in the reports: its CSS class (HTML and PDF) and its colour (figures)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["VERDICT_STYLES", "VerdictStyle", "verdict_style"]
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """CSS class and figure colour of one verdict."""
+
+    css: str
+    colour: str
+
+
+VERDICT_STYLES: dict[str | None, VerdictStyle] = {
+    "better": VerdictStyle("better", "#1a7f37"),
+    "worse": VerdictStyle("worse", "#b42318"),
+    "no difference detected": VerdictStyle("none", "#333333"),
+    None: VerdictStyle("reference", "#777777"),
+}
+
+
+def verdict_style(verdict: str | None) -> VerdictStyle:
+    """The style of `verdict`; the reference run (no verdict) and unknown verdicts get the reference style."""
+    return VERDICT_STYLES.get(verdict, VERDICT_STYLES[None])
