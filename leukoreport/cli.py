@@ -6,10 +6,15 @@ import argparse
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from leukoreport.base.errors import LeukoError
+
+__all__ = ["COMMANDS", "FINISHED_RUNS", "REPORT_RULES", "REPORT_TARGETS", "TEMPLATES", "add_bench", "add_compare",
+           "add_predict", "add_report", "add_run", "add_weights", "build_parser", "call_snakemake", "main",
+           "report_args", "run_bench", "run_compare", "run_predict", "run_report", "run_run", "run_weights",
+           "snakemake_args"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -79,7 +84,7 @@ def add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--confidence", type=_confidence, default=0.95, metavar="LEVEL",
                         help="confidence level of the intervals, between 0 and 1 (default: 0.95)")
     parser.add_argument("--templates", type=Path, default=TEMPLATES, metavar="DIR",
-                        help="folder with compare.html.j2 and compare.css (default: the project's templates/)")
+                        help="folder with compare.html.j2 and style.css (default: the project's templates/)")
     parser.set_defaults(func=run_compare)
 
 
@@ -119,7 +124,8 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
                     "one 'error:' line on stderr, and the other files are still classified. Every 10 batches\n"
                     "a progress line goes to stderr ('classified 640/7500 images (8.5%), 42 s, est. 7 min left').",
         epilog="examples:\n"
-               "  leukoreport predict results/splits/42/seeds/42/model.pkl data/external_monocyte --out predictions.csv\n"
+               "  leukoreport predict results/splits/42/seeds/42/model.pkl data/external_monocyte "
+               "--out predictions.csv\n"
                "  leukoreport predict model.pkl new_cells/ extra.jpg --out new.csv --tta --device cpu\n\n"
                "Columns: path, prediction, prob_<class> (one per class of the model, in its order), status\n"
                "('ok' or why the file could not be classified; prediction and probabilities are then empty).\n"
@@ -267,24 +273,6 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- weights
 
-def _weights_problem(path: Path, digest: str) -> str | None:
-    """Why the weights file is not torchvision's ResNet18 file, or None when it is."""
-    import torch
-    from torch.hub import HASH_REGEX
-    from torchvision.models import resnet18
-
-    match = HASH_REGEX.search(path.name)
-    if match and not digest.startswith(match.group(1)):
-        return (f"SHA-256 starts with {digest[:len(match.group(1))]}, the file name promises {match.group(1)}: "
-                "damaged or not torchvision's file (delete it and run 'leukoreport weights --download')")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        resnet18(weights=None).load_state_dict(state)
-    except Exception as exc:
-        return f"not a ResNet18 state dict ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-    return None
-
-
 def run_weights(args: argparse.Namespace) -> int:
     """Say where the ImageNet weights are expected and whether they are there; 0 present, 1 missing."""
     from leukoreport.training import weights
@@ -309,7 +297,7 @@ def run_weights(args: argparse.Namespace) -> int:
     digest = weights.sha256(path)
     print(f"status:      present, {size:,} bytes ({size / 1e6:.1f} MB), SHA-256 {digest[:16]}...")
     if args.check:
-        problem = _weights_problem(path, digest)
+        problem = weights.weights_problem(path, digest)
         if problem:
             print(f"error: {path.as_posix()}: {problem}", file=sys.stderr)
             return 1
@@ -346,7 +334,8 @@ def run_bench(args: argparse.Namespace) -> int:
         from leukoreport.bench.scaling import run_from_args
 
         return run_from_args(args)
-    from leukoreport.bench.training_speed import BenchSettings, format_report, run_bench as bench
+    from leukoreport.bench.training_speed import BenchSettings, format_report
+    from leukoreport.bench.training_speed import run_bench as bench
 
     settings = BenchSettings(data_dir=args.data_dir, images=args.images, epochs=args.epochs, size=args.size,
                              batch_size=args.batch_size, device=args.device, threads=args.threads,

@@ -42,8 +42,9 @@ print(json.dumps(result))
 
 
 def main(out: str, quick: bool = False) -> int:
-    from leukoreport.data.images import discover, stratified_split
     from leukoreport.data.image_cache import save_cache, split_cache
+    from leukoreport.data.images import discover
+    from leukoreport.data.split import stratified_split
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

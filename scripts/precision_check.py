@@ -12,8 +12,8 @@ import time
 from dataclasses import replace
 
 from leukoreport.bench.training_speed import BenchSettings, bench_split
-from leukoreport.inference.evaluate import predict
 from leukoreport.data.image_cache import split_cache
+from leukoreport.inference.evaluate import predict
 from leukoreport.training.two_phase import PhaseConfig, TrainConfig, train
 
 
@@ -29,8 +29,10 @@ def main() -> None:
     split = bench_split(BenchSettings(images=args.images))
     cache = split_cache(split, args.size, 2)
     test = split.loc[split["split"] == "test", ["path", "label"]]
-    cfg = TrainConfig(size=args.size, pretrained=False, device=args.device, channels_last=True,
-                      phases=[PhaseConfig(True, 1e-3, args.epochs, 3), PhaseConfig(False, 1e-4, args.epochs, 5)])
+    cfg = TrainConfig.defaults(size=args.size, pretrained=False, device=args.device, channels_last=True,
+                               phases=[PhaseConfig(True, 1e-3, args.epochs, 3),
+                                       PhaseConfig(False, 1e-4, args.epochs, 5)],
+                               num_workers=0, precision="fp32")
     rows = []
     for seed in args.seeds:
         for precision in ("fp32", "bf16"):

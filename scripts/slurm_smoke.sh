@@ -9,7 +9,7 @@
 #    munged, a private MariaDB, slurmdbd (accounting, which the plugin reads with `sacct`), slurmctld and
 #    one slurmd with all CPUs of this machine; no systemd needed, nothing under /etc is touched (only a
 #    link /run/slurm/conf to its configuration while it runs, see RUN_CONF_LINK);
-# 3. copies the project (like tests/test_workflow.py) and runs
+# 3. copies the project (like tests/conftest.py) and runs
 #    `snakemake --executor slurm --workflow-profile profiles/slurm --configfile config/smoke.yaml`;
 # 4. checks that the run's jobs are in `sacct`, all COMPLETED, as many per rule (from the job comment
 #    rule_<rule>_wildcards_...) as the dry run planned, and that results/report/{report,summary}.pdf exist;
@@ -373,7 +373,7 @@ EOF
 }
 
 # -------------------------------------------------------------------------------------------- workflow
-copy_project() {  # like tests/test_workflow.py's copy_project, plus the profile
+copy_project() {  # like tests/conftest.py's copy_project, plus the profile
     local name
     for name in "${PROJECT_FILES[@]}"; do
         [[ -e $ROOT/$name ]] || fail "$ROOT/$name is missing"

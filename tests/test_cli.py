@@ -12,22 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_compare import PLANTED, baseline_run, worse_run  # noqa: E402
-
-from leukoreport.cli import main  # noqa: E402
+from leukoreport.cli import main, report_args, snakemake_args
 
 COMPARE_OPTIONS = ("--out", "--dataset", "--resamples", "--seed", "--confidence", "--templates", "RUN_A", "RUN_B")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, fake_runs):
     root = tmp_path_factory.mktemp("cli")
-    return worse_run(root / "worse"), baseline_run(root / "base")
+    return fake_runs.worse_run(root / "worse"), fake_runs.baseline_run(root / "base")
 
 
-def test_compare_writes_three_files(runs, tmp_path, capsys):
+def test_compare_writes_three_files(runs, tmp_path, capsys, fake_runs):
     a, b = runs
     out = tmp_path / "cmp"
     assert main(["compare", str(a), str(b), "--out", str(out), "--resamples", "199", "--seed", "3",
@@ -36,7 +32,7 @@ def test_compare_writes_three_files(runs, tmp_path, capsys):
     result = json.loads((out / "compare.json").read_text())
     assert (result["n_resamples"], result["seed"], result["confidence"], result["dataset"]) == (199, 3, 0.9, "test")
     seed1 = result["per_seed"][0]
-    assert seed1["mcnemar"]["c"] == PLANTED[seed1["seed"]]
+    assert seed1["mcnemar"]["c"] == fake_runs.PLANTED[seed1["seed"]]
     printed = capsys.readouterr()
     assert printed.err == ""
     assert printed.out.splitlines()[0] == result["verdict"]
@@ -91,11 +87,6 @@ def test_console_script_help():
 
 # --------------------------------------------------------------------------- run and report
 
-from test_workflow import copy_project  # noqa: E402
-
-from leukoreport.cli import report_args, snakemake_args  # noqa: E402
-
-
 def _job_counts(text: str) -> dict[str, int]:
     """The 'Job stats' table of a Snakemake dry run: rule -> count (without 'total')."""
     lines = text.splitlines()
@@ -111,7 +102,7 @@ def _job_counts(text: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, copy_project):
     return copy_project(tmp_path_factory.mktemp("project") / "leuko")
 
 
@@ -153,7 +144,8 @@ def test_run_outside_a_project_exits_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path.resolve().as_posix()}: no Snakefile here; run inside a leukoreport project folder\n"
+    assert err == (f"error: {tmp_path.resolve().as_posix()}: no Snakefile here; "
+                   "run inside a leukoreport project folder\n")
 
 
 def test_run_missing_configfile_exits_2(project, monkeypatch, capsys):
@@ -196,7 +188,7 @@ def test_report_refuses_without_results(project, monkeypatch, capsys):
     assert err.count("\n") == 1 and err.startswith("error: results/summary/metrics.csv: not found")
 
 
-def test_report_dry_run_rerenders_only_the_reports(tmp_path, monkeypatch, capfd):
+def test_report_dry_run_rerenders_only_the_reports(tmp_path, monkeypatch, capfd, copy_project):
     project = copy_project(tmp_path / "leuko")
     _plant_results(project)
     monkeypatch.chdir(project)
@@ -270,11 +262,11 @@ def test_weights_download(torch_home, monkeypatch, capsys):
     from leukoreport.training import weights
 
     source = _plant_state_dict(torch_home / "src.pth")
-    def fake_download(url, dest, timeout):  # what weights._download does, without the network
+    def fake_download(url, dest, timeout):  # what weights.download_file does, without the network
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, dest)
 
-    monkeypatch.setattr(weights, "_download", fake_download)
+    monkeypatch.setattr(weights, "download_file", fake_download)
     assert main(["weights", "--download"]) == 0
     out = capsys.readouterr().out
     assert "downloaded" in out and "present" in out

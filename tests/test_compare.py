@@ -1,4 +1,4 @@
-"""Tests for leukoreport.compare on synthetic runs whose answers are known or recomputed independently."""
+"""Tests for leukoreport.compare, stats.paired and stats.run_files on synthetic runs whose answers are known."""
 
 from __future__ import annotations
 
@@ -14,123 +14,36 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from leukoreport import compare
-from leukoreport.compare import (Pair, compare_runs, conclusion, load_run, match, mcnemar, paired_bootstrap,
-                                 sign_flip_test, verdict, wilcoxon_p, write_comparison)
 from leukoreport.base.errors import LeukoError
+from leukoreport.compare import compare_runs, conclusion, verdict, write_comparison
+from leukoreport.stats import paired
+from leukoreport.stats.paired import mcnemar, paired_bootstrap, sign_flip_test, wilcoxon_p
+from leukoreport.stats.run_files import Pair, load_run, match
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
-PER_CLASS = 40  # 200 test images
-SEEDS = (1, 2, 3)
-SPLIT = 42
-# run A = run B with PLANTED[seed] images that B gets right made wrong, and FIXED[seed] of B's errors made right
-PLANTED = {1: 30, 2: 25, 3: 35}
-FIXED = {1: 3, 2: 1, 3: 4}
-
-
-# --------------------------------------------------------------------------- fake runs
-
-def image_list(split_seed: int = SPLIT, classes=CLASSES, per_class: int = PER_CLASS) -> pd.DataFrame:
-    """path,label of a test split: per_class images of each class."""
-    rows = [{"path": f"data/leukocytes/{c}/{c}_{split_seed}_{i:03d}.jpg", "label": c}
-            for c in classes for i in range(per_class)]
-    return pd.DataFrame(rows)
-
-
-def baseline_predictions(seed: int, split_seed: int = SPLIT, classes=CLASSES) -> pd.DataFrame:
-    """path,label,prediction with a few seed-dependent errors (labels shifted to the next class)."""
-    df = image_list(split_seed, classes)
-    rng = np.random.default_rng(1000 * split_seed + seed)
-    wrong = rng.choice(len(df), size=5 + seed, replace=False)
-    pred = df["label"].copy()
-    for i in wrong:
-        pred.iloc[i] = classes[(classes.index(df["label"].iloc[i]) + 1) % len(classes)]
-    return df.assign(prediction=pred)
-
-
-def worsen(pred: pd.DataFrame, n_wrong: int, n_fixed: int, seed: int, classes=CLASSES) -> pd.DataFrame:
-    """Copy of `pred` with n_wrong correct images switched to wrong and n_fixed wrong images made right."""
-    out = pred.copy()
-    rng = np.random.default_rng(seed)
-    right = np.flatnonzero(out["label"] == out["prediction"])
-    wrong = np.flatnonzero(out["label"] != out["prediction"])
-    for i in rng.choice(right, size=n_wrong, replace=False):
-        label = out["label"].iloc[i]
-        out.iloc[i, out.columns.get_loc("prediction")] = classes[(classes.index(label) + 2) % len(classes)]
-    for i in rng.choice(wrong, size=n_fixed, replace=False):
-        out.iloc[i, out.columns.get_loc("prediction")] = out["label"].iloc[i]
-    return out
-
-
-def write_run(root: Path, predictions: dict, classes=CLASSES, layout: str = "project",
-              dataset: str = "test") -> Path:
-    """A run folder: results/summary/metrics.csv indexing one predictions.csv per (split_seed, seed).
-
-    `predictions` maps (split_seed, seed) to a frame path,label,prediction; layout 'project' puts the files
-    under root/results, 'results' directly under root. Returns the folder to pass to load_run.
-    """
-    results = root / "results" if layout == "project" else root
-    rows = []
-    for (split_seed, seed), pred in predictions.items():
-        probs = np.full((len(pred), len(classes)), 0.2 / (len(classes) - 1))
-        for i, p in enumerate(pred["prediction"]):
-            probs[i, classes.index(p)] = 0.8
-        out = pred[["path", "label", "prediction"]].copy()
-        for j, c in enumerate(classes):
-            out[f"prob_{c}"] = probs[:, j]
-        out["loss"] = [-math.log(probs[i, classes.index(t)]) for i, t in enumerate(pred["label"])]
-        rows.append(save_predictions(results, split_seed, seed, dataset, out))
-    write_index(results, rows)
-    return root
-
-
-def save_predictions(results: Path, split_seed: int, seed: int, dataset: str, pred: pd.DataFrame) -> dict:
-    """Write one run's predictions.csv under `results`; returns its row of summary/metrics.csv."""
-    rel = f"splits/{split_seed}/seeds/{seed}/{dataset}/predictions.csv"
-    (results / rel).parent.mkdir(parents=True, exist_ok=True)
-    pred.to_csv(results / rel, index=False)
-    n_correct = int((pred["label"] == pred["prediction"]).sum())
-    return {"split_seed": split_seed, "seed": seed, "dataset": dataset, "n": len(pred),
-            "n_correct": n_correct, "accuracy": n_correct / len(pred), "predictions": rel}
-
-
-def write_index(results: Path, rows: list[dict]) -> None:
-    """summary/metrics.csv with the rows of save_predictions."""
-    (results / "summary").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(results / "summary" / "metrics.csv", index=False)
-
-
-def baseline_run(root: Path, seeds=SEEDS, **kwargs) -> Path:
-    return write_run(root, {(SPLIT, s): baseline_predictions(s) for s in seeds}, **kwargs)
-
-
-def worse_run(root: Path, seeds=SEEDS, **kwargs) -> Path:
-    return write_run(root, {(SPLIT, s): worsen(baseline_predictions(s), PLANTED[s], FIXED[s], seed=s)
-                            for s in seeds}, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(tmp_path_factory, fake_runs):
     """Run A (planted errors) and run B (baseline) and their comparison with 999 resamples."""
     root = tmp_path_factory.mktemp("planted")
-    a = worse_run(root / "worse")
-    b = baseline_run(root / "base")
+    a = fake_runs.worse_run(root / "worse")
+    b = fake_runs.baseline_run(root / "base")
     return a, b, compare_runs(a, b, n_resamples=999, seed=0)
 
 
-def _read(run: Path, seed: int, split_seed: int = SPLIT) -> pd.DataFrame:
+def _read(run: Path, seed: int, split_seed: int) -> pd.DataFrame:
     return pd.read_csv(run / "results" / "splits" / str(split_seed) / "seeds" / str(seed) / "test" / "predictions.csv")
 
 
 # --------------------------------------------------------------------------- identical runs
 
-def test_identical_runs_show_no_difference(tmp_path):
-    a = baseline_run(tmp_path / "one")
-    b = baseline_run(tmp_path / "two")
+def test_identical_runs_show_no_difference(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "one")
+    b = fake_runs.baseline_run(tmp_path / "two")
     result = compare_runs(a, b, n_resamples=499)
     assert result["runs"]["a"]["name"] == "one" and result["runs"]["b"]["name"] == "two"
-    for m, r in result["metrics"].items():
+    for _m, r in result["metrics"].items():
         assert r["difference"] == 0.0
         assert r["low"] <= 0.0 <= r["high"]
         assert r["p_a_better"] == 0.0 and r["p_b_better"] == 0.0
@@ -144,19 +57,19 @@ def test_identical_runs_show_no_difference(tmp_path):
         assert row["mcnemar"] == {"b": 0, "c": 0, "p": 1.0}
 
 
-def test_same_name_runs_are_told_apart(tmp_path):
-    run = baseline_run(tmp_path / "same", seeds=(1,))
+def test_same_name_runs_are_told_apart(tmp_path, fake_runs):
+    run = fake_runs.baseline_run(tmp_path / "same", seeds=(1,))
     result = compare_runs(run, run / "results", n_resamples=50)
     assert result["runs"]["a"]["name"] == "same (A)" and result["runs"]["b"]["name"] == "same (B)"
 
 
 # --------------------------------------------------------------------------- planted errors
 
-def test_planted_errors_make_a_worse(planted):
+def test_planted_errors_make_a_worse(planted, fake_runs):
     a, b, result = planted
     acc = result["metrics"]["accuracy"]
     # accuracy difference per seed is (FIXED - PLANTED) / 200, by construction
-    expected = [(FIXED[s] - PLANTED[s]) / 200 for s in SEEDS]
+    expected = [(fake_runs.FIXED[s] - fake_runs.PLANTED[s]) / 200 for s in fake_runs.SEEDS]
     assert acc["per_seed_differences"] == pytest.approx(expected, abs=1e-15)
     assert acc["difference"] == pytest.approx(np.mean(expected), abs=1e-15)
     for m, r in result["metrics"].items():
@@ -168,20 +81,21 @@ def test_planted_errors_make_a_worse(planted):
         assert r["verdict"] == word and r["p_holm"] < 0.05, m
         assert r["conclusion"].startswith(f"worse is {word} than base in {r['label']}: worse \u2212 base = ")
         assert "No difference" not in r["conclusion"]
-    ece = [abs(1 - (5 + s - FIXED[s] + PLANTED[s]) / 200 - 0.8) - abs(1 - (5 + s) / 200 - 0.8) for s in SEEDS]
+    fixed, planted = fake_runs.FIXED, fake_runs.PLANTED
+    ece = [abs(1 - (5 + s - fixed[s] + planted[s]) / 200 - 0.8) - abs(1 - (5 + s) / 200 - 0.8) for s in fake_runs.SEEDS]
     assert result["metrics"]["ece"]["per_seed_differences"] == pytest.approx(ece, abs=1e-12)
     assert result["verdict"] == ("Overall, the result is mixed on the test split: worse is better than base in ECE "
                                  "but worse in accuracy, balanced accuracy and macro F1.")
 
 
-def test_per_seed_metrics_match_sklearn(planted):
+def test_per_seed_metrics_match_sklearn(planted, fake_runs):
     a, b, result = planted
     for row in result["per_seed"]:
-        pa, pb = _read(a, row["seed"]), _read(b, row["seed"])
+        pa, pb = _read(a, row["seed"], fake_runs.SPLIT), _read(b, row["seed"], fake_runs.SPLIT)
         pa = pa.set_index("path")
         pb = pb.set_index("path").loc[pa.index]
         for m, func in [("accuracy", accuracy_score), ("balanced_accuracy", balanced_accuracy_score),
-                        ("macro_f1", lambda t, p: f1_score(t, p, labels=CLASSES, average="macro"))]:
+                        ("macro_f1", lambda t, p: f1_score(t, p, labels=fake_runs.CLASSES, average="macro"))]:
             va, vb = func(pa["label"], pa["prediction"]), func(pb["label"], pb["prediction"])
             got = row["metrics"][m]
             assert got["a"] == pytest.approx(va, abs=1e-12) and got["b"] == pytest.approx(vb, abs=1e-12), m
@@ -190,17 +104,17 @@ def test_per_seed_metrics_match_sklearn(planted):
         assert r["a_mean"] == pytest.approx(np.mean([row["metrics"][m]["a"] for row in result["per_seed"]]))
 
 
-def test_mcnemar_counts_and_p_match_a_plain_loop_and_scipy(planted):
+def test_mcnemar_counts_and_p_match_a_plain_loop_and_scipy(planted, fake_runs):
     a, b, result = planted
     for row in result["per_seed"]:
-        pa, pb = _read(a, row["seed"]), _read(b, row["seed"])
+        pa, pb = _read(a, row["seed"], fake_runs.SPLIT), _read(b, row["seed"], fake_runs.SPLIT)
         lookup = dict(zip(pb["path"], pb["prediction"]))
         only_a = only_b = 0
         for path, label, pred in zip(pa["path"], pa["label"], pa["prediction"]):
             right_a, right_b = pred == label, lookup[path] == label
             only_a += right_a and not right_b
             only_b += right_b and not right_a
-        assert (only_a, only_b) == (FIXED[row["seed"]], PLANTED[row["seed"]])
+        assert (only_a, only_b) == (fake_runs.FIXED[row["seed"]], fake_runs.PLANTED[row["seed"]])
         mc = row["mcnemar"]
         assert (mc["b"], mc["c"]) == (only_a, only_b)
         assert mc["p"] == pytest.approx(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-12)
@@ -277,18 +191,19 @@ def _slow_bootstrap(pairs: list[Pair], metric: str, n_resamples: int, seed: int)
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "macro_f1"])
-def test_bootstrap_matches_slow_loop(tmp_path, metric):
+def test_bootstrap_matches_slow_loop(tmp_path, metric, fake_runs):
     # two split seeds (two image sets) and two training seeds each: exercises the grouping of draws
     preds_a, preds_b = {}, {}
     for split_seed in (7, 42):
         for seed in (1, 2):
-            base = baseline_predictions(seed, split_seed)
+            base = fake_runs.baseline_predictions(seed, split_seed)
             preds_b[(split_seed, seed)] = base
-            preds_a[(split_seed, seed)] = worsen(base, 6 + seed, 2, seed=seed + split_seed)
-    pairs = match(load_run(write_run(tmp_path / "a", preds_a)), load_run(write_run(tmp_path / "b", preds_b)))
+            preds_a[(split_seed, seed)] = fake_runs.worsen(base, 6 + seed, 2, seed=seed + split_seed)
+    pairs = match(load_run(fake_runs.write_run(tmp_path / "a", preds_a)),
+                  load_run(fake_runs.write_run(tmp_path / "b", preds_b)))
     assert [(p.split_seed, p.seed) for p in pairs] == [(7, 1), (7, 2), (42, 1), (42, 2)]
     slow = _slow_bootstrap(pairs, metric, 60, seed=5)
-    fast = compare.bootstrap_differences(pairs, metric, 60, seed=5)
+    fast = paired.bootstrap_differences(pairs, metric, 60, seed=5)
     np.testing.assert_allclose(fast, slow, atol=1e-12)
     for confidence, (q_low, q_high) in [(0.8, (10, 90)), (0.95, (2.5, 97.5))]:
         res = paired_bootstrap(pairs, metric, n_resamples=60, seed=5, confidence=confidence)
@@ -309,11 +224,13 @@ def test_bootstrap_interval_agrees_with_normal_theory(planted):
     assert res.high == pytest.approx(d.mean() + 1.96 * se, abs=0.012)
 
 
-def test_bootstrap_is_fast(tmp_path):
-    preds = {(SPLIT, s): image_list(SPLIT, per_class=75).assign(prediction=lambda df: df["label"])
-             for s in SEEDS}
-    worse = {k: worsen(v, 20, 0, seed=k[1]) for k, v in preds.items()}
-    pairs = match(load_run(write_run(tmp_path / "a", worse)), load_run(write_run(tmp_path / "b", preds)))
+def test_bootstrap_is_fast(tmp_path, fake_runs):
+    split = fake_runs.SPLIT
+    preds = {(split, s): fake_runs.image_list(split, per_class=75).assign(prediction=lambda df: df["label"])
+             for s in fake_runs.SEEDS}
+    worse = {k: fake_runs.worsen(v, 20, 0, seed=k[1]) for k, v in preds.items()}
+    pairs = match(load_run(fake_runs.write_run(tmp_path / "a", worse)),
+                  load_run(fake_runs.write_run(tmp_path / "b", preds)))
     assert [p.n for p in pairs] == [375, 375, 375]
     for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
         start = time.perf_counter()
@@ -345,23 +262,23 @@ def test_verdict_sentences():
 
 # --------------------------------------------------------------------------- loading and matching
 
-def test_load_run_accepts_project_and_results_folders(tmp_path):
-    project = baseline_run(tmp_path / "proj", seeds=(1, 2))
-    flat = baseline_run(tmp_path / "flat_results", seeds=(1, 2), layout="results")
+def test_load_run_accepts_project_and_results_folders(tmp_path, fake_runs):
+    project = fake_runs.baseline_run(tmp_path / "proj", seeds=(1, 2))
+    flat = fake_runs.baseline_run(tmp_path / "flat_results", seeds=(1, 2), layout="results")
     for path, name in [(project, "proj"), (project / "results", "proj"), (flat, "flat_results")]:
         run = load_run(path)
         assert run.name == name
-        assert run.classes == CLASSES
+        assert run.classes == fake_runs.CLASSES
         assert list(run.index["seed"]) == [1, 2]
 
 
-def test_unmatched_seeds_are_reported_not_fatal(tmp_path):
-    a = baseline_run(tmp_path / "a", seeds=(1, 2, 3))
-    b = worse_run(tmp_path / "b", seeds=(2, 3))
+def test_unmatched_seeds_are_reported_not_fatal(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1, 2, 3))
+    b = fake_runs.worse_run(tmp_path / "b", seeds=(2, 3))
     result = compare_runs(a, b, n_resamples=99)
-    assert result["seeds"]["matched"] == [{"split_seed": SPLIT, "seed": 2, "n": 200},
-                                          {"split_seed": SPLIT, "seed": 3, "n": 200}]
-    assert result["seeds"]["only_a"] == [{"split_seed": SPLIT, "seed": 1}]
+    assert result["seeds"]["matched"] == [{"split_seed": fake_runs.SPLIT, "seed": 2, "n": 200},
+                                          {"split_seed": fake_runs.SPLIT, "seed": 3, "n": 200}]
+    assert result["seeds"]["only_a"] == [{"split_seed": fake_runs.SPLIT, "seed": 1}]
     assert result["seeds"]["only_b"] == []
     assert any("Only a has split 42 seed 1" in n for n in result["notes"])
     assert result["metrics"]["accuracy"]["direction"] == 1  # b has the planted errors
@@ -384,52 +301,52 @@ def test_error_missing_run_folder(tmp_path):
     _one_line_error(load_run, tmp_path / "empty", match_text="no summary/metrics.csv")
 
 
-def test_error_missing_index_columns(tmp_path):
-    run = baseline_run(tmp_path / "r", seeds=(1,))
+def test_error_missing_index_columns(tmp_path, fake_runs):
+    run = fake_runs.baseline_run(tmp_path / "r", seeds=(1,))
     index = run / "results" / "summary" / "metrics.csv"
     pd.read_csv(index).drop(columns=["predictions", "split_seed"]).to_csv(index, index=False)
     message = _one_line_error(load_run, run, match_text="missing column(s)")
     assert index.as_posix() in message and "predictions" in message and "split_seed" in message
 
 
-def test_error_different_class_sets(tmp_path):
-    other = CLASSES[:4] + ["platelet"]
-    a = baseline_run(tmp_path / "a", seeds=(1,))
-    preds = baseline_predictions(1, classes=other)
-    b = write_run(tmp_path / "b", {(SPLIT, 1): preds}, classes=other)
+def test_error_different_class_sets(tmp_path, fake_runs):
+    other = fake_runs.CLASSES[:4] + ["platelet"]
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1,))
+    preds = fake_runs.baseline_predictions(1, classes=other)
+    b = fake_runs.write_run(tmp_path / "b", {(fake_runs.SPLIT, 1): preds}, classes=other)
     message = _one_line_error(match, load_run(a), load_run(b), match_text="runs a and b have different classes")
     assert "neutrophil" in message and "platelet" in message
 
 
-def test_error_different_test_paths(tmp_path):
-    a = baseline_run(tmp_path / "a", seeds=(1, 2))
-    preds = {(SPLIT, s): baseline_predictions(s) for s in (1, 2)}
-    moved = preds[(SPLIT, 2)].copy()
+def test_error_different_test_paths(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1, 2))
+    preds = {(fake_runs.SPLIT, s): fake_runs.baseline_predictions(s) for s in (1, 2)}
+    moved = preds[(fake_runs.SPLIT, 2)].copy()
     moved.loc[:6, "path"] = [f"elsewhere/{i}.jpg" for i in range(7)]
-    preds[(SPLIT, 2)] = moved
-    b = write_run(tmp_path / "b", preds)
+    preds[(fake_runs.SPLIT, 2)] = moved
+    b = fake_runs.write_run(tmp_path / "b", preds)
     message = _one_line_error(match, load_run(a), load_run(b),
                               match_text="runs a and b were not evaluated on the same test split: 14 image path(s)")
     assert "seed 2" in message
 
 
-def test_error_no_shared_seed(tmp_path):
-    a = baseline_run(tmp_path / "a", seeds=(1,))
-    b = baseline_run(tmp_path / "b", seeds=(2,))
+def test_error_no_shared_seed(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1,))
+    b = fake_runs.baseline_run(tmp_path / "b", seeds=(2,))
     _one_line_error(match, load_run(a), load_run(b), match_text="share no (split_seed, seed)")
     _one_line_error(match, load_run(a), load_run(b), "ext", match_text="no rows for dataset 'ext'")
 
 
-def test_error_index_disagrees_with_predictions(tmp_path):
-    a = baseline_run(tmp_path / "a", seeds=(1,))
-    b = baseline_run(tmp_path / "b", seeds=(1,))
+def test_error_index_disagrees_with_predictions(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1,))
+    b = fake_runs.baseline_run(tmp_path / "b", seeds=(1,))
     index = b / "results" / "summary" / "metrics.csv"
     pd.read_csv(index).assign(n_correct=1).to_csv(index, index=False)
     _one_line_error(match, load_run(a), load_run(b), match_text="but summary/metrics.csv says 1/200")
 
 
-def test_error_bad_settings(tmp_path):
-    a = baseline_run(tmp_path / "a", seeds=(1,))
+def test_error_bad_settings(tmp_path, fake_runs):
+    a = fake_runs.baseline_run(tmp_path / "a", seeds=(1,))
     _one_line_error(compare_runs, a, a, 0, match_text="n_resamples = 0")
     _one_line_error(compare_runs, a, a, 10, 0, 1.5, match_text="confidence = 1.5")
     pairs = match(load_run(a), load_run(a))

@@ -15,6 +15,8 @@ import pandas as pd
 
 from leukoreport.base.errors import LeukoError
 
+__all__ = ["atomic_path", "read_json", "write_csv", "write_json", "write_text"]
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

@@ -1,3 +1,5 @@
+
+__all__ = ["LeukoError"]
 """The one error type the toolkit raises for bad input."""
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
 
 from leukoreport.base.errors import LeukoError
+
+__all__ = ["StepLog", "eta_seconds", "rough_duration", "step_log"]
 
 
 class StepLog:
@@ -25,10 +27,8 @@ class StepLog:
         sys.stdout.flush()
         sys.stderr.flush()
         os.write(self._log_fd, data)
-        try:
+        with suppress(OSError):
             os.write(self._console_fd, data)
-        except OSError:
-            pass
 
 
 @contextmanager

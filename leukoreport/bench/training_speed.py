@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -17,8 +16,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import write_json
+from leukoreport.base.errors import LeukoError
+from leukoreport.training.device import describe_device
+
+__all__ = ["BenchSettings", "VARIANTS", "bench_split", "best_of", "format_report", "main", "run_bench", "run_variant",
+           "time_optimizer_step"]
 
 VARIANTS = ("plain", "project")
 
@@ -46,7 +49,8 @@ class BenchSettings:
 
 def bench_split(settings: BenchSettings):
     """The stratified 70/15/15 split of ``images`` images (about the same number per class)."""
-    from leukoreport.data.images import discover, stratified_split, subsample
+    from leukoreport.data.images import discover
+    from leukoreport.data.split import stratified_split, subsample
 
     images = discover(settings.data_dir)
     per_class = max(3, settings.images // images["label"].nunique())
@@ -83,9 +87,21 @@ def _plain(settings: BenchSettings, split) -> dict:
     import tempfile
 
     import torch
-    from fastai.vision.all import (CategoryBlock, DataBlock, EarlyStoppingCallback, ImageBlock, IndexSplitter,
-                                   Resize, SaveModelCallback, accuracy, aug_transforms, parent_label, resnet18,
-                                   set_seed, vision_learner)
+    from fastai.vision.all import (
+        CategoryBlock,
+        DataBlock,
+        EarlyStoppingCallback,
+        ImageBlock,
+        IndexSplitter,
+        Resize,
+        SaveModelCallback,
+        accuracy,
+        aug_transforms,
+        parent_label,
+        resnet18,
+        set_seed,
+        vision_learner,
+    )
 
     from leukoreport.training.device import resolve_device
 
@@ -128,16 +144,17 @@ def _project(settings: BenchSettings, split) -> dict:
     then leukoreport.inference.evaluate's inference."""
     import torch
 
-    from leukoreport.inference.evaluate import inference_workers, predict
     from leukoreport.data.image_cache import split_cache
+    from leukoreport.inference.evaluate import inference_workers, predict
     from leukoreport.training.device import resolve_device
     from leukoreport.training.two_phase import PhaseConfig, TrainConfig, train
 
     device = resolve_device(settings.device)
-    cfg = TrainConfig(size=settings.size, batch_size=settings.batch_size, pretrained=False,
-                      phases=[PhaseConfig(True, 1e-3, settings.epochs, 3), PhaseConfig(False, 1e-4, settings.epochs, 5)],
+    cfg = TrainConfig.defaults(size=settings.size, batch_size=settings.batch_size, pretrained=False,
+                      phases=[PhaseConfig(True, 1e-3, settings.epochs, 3),
+                              PhaseConfig(False, 1e-4, settings.epochs, 5)],
                       device=device, precision=settings.precision, channels_last=settings.channels_last,
-                      deterministic=settings.deterministic, lean_loop=settings.lean_loop)
+                      deterministic=settings.deterministic, lean_loop=settings.lean_loop, num_workers=0)
     t = time.perf_counter()
     cache = split_cache(split, settings.size, os.cpu_count() or 1) if settings.image_cache else None
     cache_seconds = time.perf_counter() - t
@@ -210,15 +227,6 @@ def _child(variant: str, settings: BenchSettings) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def describe_machine(device: str) -> str:
-    """The device the benchmark ran on, in words."""
-    if device.startswith("cuda"):
-        import torch
-
-        return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores"
-
-
 def run_bench(settings: BenchSettings, out: str | Path) -> dict:
     """Both variants, one after the other, and their ratios (project seconds / plain seconds); writes ``out``."""
     results = {v: _child(v, settings) for v in VARIANTS}
@@ -231,7 +239,7 @@ def run_bench(settings: BenchSettings, out: str | Path) -> dict:
     step = project["optimizer_step_ms"]
     ratios["ratio_optimizer_step"] = step["foreach_adam"] / step["fastai_adam"]
     report = {**{k: round(v, 4) for k, v in ratios.items()}, "settings": asdict(settings),
-              "device": describe_machine(project["device"]), "precision": project["precision"],
+              "device": describe_device(project["device"]).text, "precision": project["precision"],
               "plain": plain, "project": project,
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     write_json(report, out)
@@ -262,7 +270,8 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Child entry point: ``python -m leukoreport.bench.training_speed VARIANT SETTINGS_JSON`` prints the variant's JSON."""
+    """Child entry point: ``python -m leukoreport.bench.training_speed VARIANT SETTINGS_JSON`` prints the variant's
+    JSON."""
     parser = argparse.ArgumentParser(prog="python -m leukoreport.bench.training_speed")
     parser.add_argument("variant", choices=VARIANTS)
     parser.add_argument("settings")

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
-import yaml
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.config.provenance import external_paths
+from leukoreport.config.settings import with_defaults
+
+__all__ = ["check_config", "exit_on_error", "key_path"]
 
 
 @contextmanager
@@ -34,13 +36,12 @@ def key_path(parts) -> str:
     return text or "(top level)"
 
 
-def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> None:
-    """Raise ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
+def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> dict:
+    """The config validated once against the schema, with the schema's defaults filled in (a copy); raises
+    ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
     if "split_seed" in config:
         raise LeukoError("config key split_seed: replaced by split_seeds, a list (e.g. split_seeds: [42])")
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    filled, errors = with_defaults(config, schema_path)
     if errors:
         error = errors[0]
         if error.validator == "oneOf" and isinstance(error.instance, dict):  # e.g. external.NAME as a mapping
@@ -63,3 +64,4 @@ def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = "
     for key, folder in folders.items():
         if not (base / folder).is_dir():
             raise LeukoError(f"config key {key}: folder not found: {folder}")
+    return filled

@@ -9,6 +9,8 @@ import pandas as pd
 
 from leukoreport.base.errors import LeukoError
 
+__all__ = ["how_matched", "mapping_rows", "match_classes", "normalise", "relabel"]
+
 
 def normalise(name: str) -> str:
     """The form names are compared in: surrounding spaces removed, case folded."""

@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass
 
 from leukoreport.config.class_names import normalise
 
+__all__ = ["FACTS", "DeclaredProvenance", "Provenance", "declared_provenance", "external_path", "external_paths",
+           "provenance_sentences", "same_source"]
+
 FACTS = ("source", "scanner", "stain", "citation")
 
 
@@ -48,15 +51,10 @@ def external_paths(config: dict) -> dict[str, str]:
     return {name: external_path(entry) for name, entry in (config.get("external") or {}).items()}
 
 
-def external_provenance(config: dict) -> dict[str, Provenance]:
-    """External set name -> its declared provenance (empty for a plain folder entry)."""
-    return {name: _provenance(entry if isinstance(entry, dict) else None)
-            for name, entry in (config.get("external") or {}).items()}
-
-
-def training_provenance(config: dict) -> Provenance:
-    """The training data's declared provenance (config key ``data_provenance``)."""
-    return _provenance(config.get("data_provenance"))
+def _relation(train: Provenance, external: Provenance) -> str:
+    if not external.declared():
+        return "provenance not declared"
+    return "same source as training" if same_source(train, external) else "other source"
 
 
 def same_source(a: Provenance, b: Provenance) -> bool | None:
@@ -66,30 +64,39 @@ def same_source(a: Provenance, b: Provenance) -> bool | None:
     return normalise(a.source) == normalise(b.source)
 
 
-def _relation(train: Provenance, external: Provenance) -> str:
-    if not external.declared():
-        return "provenance not declared"
-    return "same source as training" if same_source(train, external) else "other source"
+@dataclass(frozen=True)
+class DeclaredProvenance:
+    """What the config declares about the images' origin, derived once: the training data, each external set,
+    and how each external set relates to the training data."""
+
+    training: Provenance
+    external: dict[str, Provenance]
+    relations: dict[str, str]  # 'same source as training', 'other source' or 'provenance not declared'
+
+    def relation(self, name: str) -> str:
+        """How external set `name` relates to the training data ('other source' also when the training source is
+        not declared)."""
+        return self.relations[name]
 
 
-def relation(config: dict, name: str) -> str:
-    """How external set ``name`` relates to the training data: 'same source as training', 'other source' (also
-    when the training source is not declared) or 'provenance not declared'."""
-    return _relation(training_provenance(config), external_provenance(config)[name])
+def declared_provenance(config: dict) -> DeclaredProvenance:
+    """The provenance facts of `config` (keys ``data_provenance`` and ``external``)."""
+    training = _provenance(config.get("data_provenance"))
+    external = {name: _provenance(entry if isinstance(entry, dict) else None)
+                for name, entry in (config.get("external") or {}).items()}
+    return DeclaredProvenance(training, external, {n: _relation(training, p) for n, p in external.items()})
 
 
 def _names(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
-def provenance_sentences(config: dict) -> list[str]:
+def provenance_sentences(declared: DeclaredProvenance) -> list[str]:
     """Limitations about sources: which sources the external sets test, which share the training source, which
     declare none; said only from the config's facts."""
-    train = training_provenance(config)
-    sets = external_provenance(config)
+    train, sets, relations = declared.training, declared.external, declared.relations
     origin = (f"The training images come from {train.facts()} (config data_provenance)" if train.declared()
               else "The training images' source is not given in the config (data_provenance)")
-    relations = {n: _relation(train, p) for n, p in sets.items()}
     other = [n for n, r in relations.items() if r == "other source"]
     same = [n for n, r in relations.items() if r == "same source as training"]
     unknown = [n for n, r in relations.items() if r == "provenance not declared"]

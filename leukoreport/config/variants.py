@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from leukoreport.config.checks import check_config
 from leukoreport.base.errors import LeukoError
+from leukoreport.config.checks import check_config
+
+__all__ = ["RECIPE_KEYS", "SHARED_KEYS", "base_config", "check_overrides", "deep_merge", "reference_variant",
+           "variant_configs", "variant_root"]
 
 # Keys a variant may override: the training recipe and how it is evaluated.
 RECIPE_KEYS = ("pretrained", "size", "batch_size", "schedule", "phases", "augmentation", "stain_augmentation",

@@ -1,16 +1,16 @@
-"""Pooled backbone features (the global average of the ResNet body's last feature map, the head's input)."""
+"""Pooled backbone features as records and ``.npz`` files (computed by ``leukoreport.inference.features``)."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import atomic_path
+from leukoreport.base.errors import LeukoError
+
+__all__ = ["Embeddings", "load_embeddings", "save_embeddings", "train_sample"]
 
 
 @dataclass
@@ -27,27 +27,11 @@ class Embeddings:
                              f"shape {self.features.shape} do not match")
 
 
-@contextmanager
-def pooled_features(model) -> Iterator[list]:
-    """Collect the average-pooled output of ``model[0]`` (the body) of every forward pass, as CPU float32."""
-    batches: list = []
-
-    def hook(_module, _inputs, output):
-        batches.append(output.detach().float().mean(dim=(2, 3)).cpu().numpy())
-
-    handle = model[0].register_forward_hook(hook)
-    try:
-        yield batches
-    finally:
-        handle.remove()
-
-
 def save_embeddings(emb: Embeddings, out: str | Path) -> None:
     """Write ``paths``, ``labels`` and ``features`` (float32) to an ``.npz`` file atomically."""
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, paths=np.array(emb.paths, dtype=str), labels=np.array(emb.labels, dtype=str),
-                     features=emb.features.astype(np.float32))
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, paths=np.array(emb.paths, dtype=str), labels=np.array(emb.labels, dtype=str),
+                 features=emb.features.astype(np.float32))
 
 
 def load_embeddings(path: str | Path) -> Embeddings:

@@ -6,22 +6,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import stats
+from skimage.color import rgb2hed
 
-matplotlib.use("Agg")
+from leukoreport.base.errors import LeukoError
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import (FuncFormatter, LogLocator, MaxNLocator,  # noqa: E402
-                               NullFormatter)
-from PIL import Image  # noqa: E402
-from scipy import stats  # noqa: E402
-from skimage.color import rgb2hed  # noqa: E402
-
-from leukoreport.base.errors import LeukoError  # noqa: E402
-from leukoreport.report.figures.common import WIDE_STYLE, _save  # noqa: E402
+__all__ = ["DEFAULT_PLOTTED", "LABELS", "LUMA", "STATISTICS", "check_statistics_frame", "finite_values",
+           "image_statistics", "shift_table", "statistics_table"]
 
 STATISTICS: list[str] = ["mean_r", "mean_g", "mean_b", "sd_r", "sd_g", "sd_b", "brightness",
                          "contrast", "saturation", "sharpness", "width", "height", "aspect",
@@ -94,7 +88,7 @@ def statistics_table(paths, root: str | Path = ".", max_side: int = 1024) -> pd.
     return pd.DataFrame(rows, columns=["path", *STATISTICS])
 
 
-def _check_frame(df: pd.DataFrame, where: str, columns: list[str]) -> None:
+def check_statistics_frame(df: pd.DataFrame, where: str, columns: list[str]) -> None:
     """LeukoError when `df` is not a frame with `columns` and at least one row."""
     if not isinstance(df, pd.DataFrame):
         raise LeukoError(f"{where}: must be a statistics_table DataFrame")
@@ -105,7 +99,7 @@ def _check_frame(df: pd.DataFrame, where: str, columns: list[str]) -> None:
         raise LeukoError(f"{where}: frame is empty (no images)")
 
 
-def _values(df: pd.DataFrame, column: str) -> np.ndarray:
+def finite_values(df: pd.DataFrame, column: str) -> np.ndarray:
     """The finite numeric values of one column as float64."""
     v = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     return v[np.isfinite(v)]
@@ -115,11 +109,11 @@ def shift_table(train: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """Per statistic: mean and population SD of both sets, Wasserstein-1 distance (also in units
     of the training SD, which ranks the statistics: sorted descending, NaN last) and the two-sample
     Kolmogorov-Smirnov statistic ``ks`` with its p-value ``ks_p``. Missing values are dropped."""
-    _check_frame(train, "shift_table: training frame", STATISTICS)
-    _check_frame(other, "shift_table: other frame", STATISTICS)
+    check_statistics_frame(train, "shift_table: training frame", STATISTICS)
+    check_statistics_frame(other, "shift_table: other frame", STATISTICS)
     rows = []
     for s in STATISTICS:
-        a, b = _values(train, s), _values(other, s)
+        a, b = finite_values(train, s), finite_values(other, s)
         row = {"statistic": s, "train_mean": math.nan, "train_sd": math.nan,
                "set_mean": math.nan, "set_sd": math.nan, "wasserstein": math.nan,
                "wasserstein_sd": math.nan, "ks": math.nan, "ks_p": math.nan}
@@ -136,78 +130,3 @@ def shift_table(train: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     return table.sort_values("wasserstein_sd", ascending=False, na_position="last",
                              kind="stable").reset_index(drop=True)
-
-
-def _bins(values: np.ndarray, log: bool) -> np.ndarray:
-    """Shared histogram edges over `values` (both sets), geometric when `log`."""
-    lo, hi = float(values.min()), float(values.max())
-    n = int(min(30, max(8, round(math.sqrt(values.size)))))
-    if hi <= lo:
-        if log:
-            return np.array([lo / 1.1, lo * 1.1])
-        pad = abs(lo) * 0.05 or 0.5
-        return np.array([lo - pad, hi + pad])
-    return np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
-
-
-def plot_distributions(train: pd.DataFrame, other: pd.DataFrame, name: str, out: str | Path,
-                       statistics: list[str] | None = None) -> None:
-    """Panels (3 columns) of density step histograms of the training images and set `name` on
-    shared bins; a set of under 5 images is drawn as one vertical line per image."""
-    statistics = list(DEFAULT_PLOTTED if statistics is None else statistics)
-    if not statistics:
-        raise LeukoError("plot_distributions: no statistics to plot")
-    _check_frame(train, "plot_distributions: training frame", statistics)
-    _check_frame(other, "plot_distributions: other frame", statistics)
-    n_cols = min(3, len(statistics))
-    n_rows = math.ceil(len(statistics) / n_cols)
-    c_train, c_set = "tab:blue", "tab:orange"
-    with plt.rc_context(WIDE_STYLE):
-        fig, axes = plt.subplots(n_rows, n_cols, figsize=(10, 0.6 + 2.6 * n_rows),
-                                 constrained_layout=True, squeeze=False)
-        for ax in axes.flat[len(statistics):]:
-            ax.set_visible(False)
-        for ax, s in zip(axes.flat, statistics):
-            a, b = _values(train, s), _values(other, s)
-            both = np.concatenate([a, b])
-            ax.set_title(LABELS.get(s, s))
-            ax.grid(True, alpha=0.3)
-            ax.set_axisbelow(True)
-            if not both.size:
-                ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center",
-                        va="center", color="0.4")
-                continue
-            log = s == "sharpness" and bool((both > 0).all())
-            bins = _bins(both, log)
-            if a.size:
-                ax.hist(a, bins=bins, density=True, histtype="step", lw=1.8, color=c_train)
-            if 0 < b.size < 5:
-                for v in b:
-                    ax.axvline(v, color=c_set, lw=1.8, ls="--")
-            elif b.size:
-                ax.hist(b, bins=bins, density=True, histtype="step", lw=1.8, color=c_set)
-            if both.min() == both.max():
-                ax.text(0.5, 0.5, f"every image: {both[0]:.4g}", transform=ax.transAxes,
-                        ha="center", va="center", color="0.2",
-                        bbox={"facecolor": "white", "edgecolor": "0.7", "boxstyle": "round"})
-            if log:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-                pad = (bins[-1] / bins[0]) ** 0.03
-                ax.set_xlim(bins[0] / pad, bins[-1] * pad)
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(4))
-                pad = 0.03 * (bins[-1] - bins[0])
-                ax.set_xlim(bins[0] - pad, bins[-1] + pad)
-            ax.set_ylim(0, 1.08 * ax.get_ylim()[1])
-            ax.yaxis.set_major_locator(MaxNLocator(3))
-            ax.tick_params(axis="y", labelleft=False)
-        for row in axes:
-            row[0].set_ylabel("density")
-        handles = [Line2D([], [], color=c_train, lw=1.8, label=f"training (n={len(train)})"),
-                   Line2D([], [], color=c_set, lw=1.8, ls="--" if len(other) < 5 else "-",
-                          label=f"{name} (n={len(other)})")]
-        fig.legend(handles=handles, loc="outside upper center", ncol=2, frameon=False)
-        _save(fig, out)

@@ -18,8 +18,12 @@ import pandas as pd
 from PIL import Image
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.data.split import SPLITS
 
-SPLITS: tuple[str, str, str] = ("train", "valid", "test")
+__all__ = ["BLOCK_SIZE", "EXTERNAL_PREFIX", "HASH_COLUMNS", "KINDS", "LeakageSummary", "PAIR_COLUMNS", "SCOPES",
+           "SPLITS", "audit", "failure_message", "find_pairs", "format_pairs", "group_counts", "group_table",
+           "hash_images", "pack_hashes", "summarize"]
+
 EXTERNAL_PREFIX = "external:"
 SCOPES: tuple[str, ...] = (
     "within split", "across splits", "training vs external", "within external", "across external sets",
@@ -129,11 +133,12 @@ def _scope(group_a: str, group_b: str) -> str:
     return "within split" if group_a == group_b else "across splits"
 
 
-def _pack(phashes: list[str]) -> np.ndarray:
-    """Hex hashes (all of one length) as an (N, words) uint64 array, most significant word first."""
+def pack_hashes(phashes: list[str]) -> np.ndarray:
+    """Hex perceptual hashes (all of one length) as an (N, words) uint64 array, most significant word first."""
     lengths = {len(h) for h in phashes}
     if len(lengths) > 1:
-        raise LeukoError(f"table: column 'phash' mixes hash lengths ({', '.join(map(str, sorted(lengths)))} hex digits)")
+        raise LeukoError(f"table: column 'phash' mixes hash lengths "
+                         f"({', '.join(map(str, sorted(lengths)))} hex digits)")
     width = lengths.pop() if lengths else 16
     padded = -(-width // 16) * 16
     words = np.zeros((len(phashes), padded // 16), dtype=np.uint64)
@@ -255,7 +260,7 @@ def find_pairs(table: pd.DataFrame, max_distance: int, *, block_size: int = BLOC
     labels = table["label"].astype(str).to_numpy()
     groups = table["group"].astype(str).to_numpy()
     ranks = np.array([_group_rank(g) for g in groups], dtype=np.int64)
-    words = _pack([str(h).lower() for h in table["phash"]])
+    words = pack_hashes([str(h).lower() for h in table["phash"]])
     hex_bits = 4 * len(str(table["phash"].iloc[0])) if len(table) else 64
     max_distance = _check_distance(max_distance, hex_bits)
 
@@ -339,7 +344,7 @@ def summarize(table: pd.DataFrame, pairs: pd.DataFrame, max_distance: int, hash_
     _require(pairs, ["kind", "scope", "same_label"], "pairs")
     bits = _check_hash_size(hash_size) ** 2
     max_distance = _check_distance(max_distance, bits)
-    by_scope = {s: {k: 0 for k in KINDS} for s in SCOPES}
+    by_scope = {s: dict.fromkeys(KINDS, 0) for s in SCOPES}
     for (scope, kind), n in pairs.groupby(["scope", "kind"]).size().items():
         if scope not in by_scope or kind not in KINDS:
             raise LeukoError(f"pairs: unknown scope/kind {scope!r}/{kind!r}")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from leukoreport.data.embeddings import Embeddings, pooled_features
 from leukoreport.base.errors import LeukoError
 from leukoreport.base.step_log import eta_seconds, rough_duration
+from leukoreport.data.embeddings import Embeddings
+from leukoreport.inference.features import pooled_features
 from leukoreport.stats.metrics import prob_columns
+
+__all__ = ["EPS", "PROGRESS_EVERY", "TTA_PASSES", "batch_progress", "fast_inference", "inference_workers",
+           "load_model", "predict", "predict_with_features", "progress_line", "seeded_tta", "tta_progress"]
 
 EPS = 1e-15
 PROGRESS_EVERY = 10  # batches between two progress lines of a prediction pass
@@ -86,6 +90,16 @@ def tta_progress(n_images: int, every: int, progress: Callable[[str], None]):
     return batch_progress(TTA_PASSES * n_images, every, progress, f"test-time augmentation ({TTA_PASSES} passes):")
 
 
+def seeded_tta(learn, dl, seed: int):
+    """fastai ``learn.tta(dl=dl)`` probabilities with its random augmentations seeded by
+    ``set_seed(seed, reproducible=True)`` just before, so that a rerun repeats them."""
+    from fastai.torch_core import set_seed
+
+    set_seed(seed, reproducible=True)
+    probs, _ = learn.tta(dl=dl)
+    return probs
+
+
 def predict(learn, images: pd.DataFrame, batch_size: int = 64, num_workers: int = 0, tta: bool = False,
             seed: int = 0, progress: Callable[[str], None] = print,
             progress_every: int = PROGRESS_EVERY) -> pd.DataFrame:
@@ -102,7 +116,7 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
                           progress_every: int = PROGRESS_EVERY) -> tuple[pd.DataFrame, Embeddings]:
     """``predict`` and the pooled backbone features of every image, from the same single forward pass.
 
-    With ``tta`` the probabilities come from fastai ``learn.tta`` seeded with ``seed`` (``predict.seeded_tta``);
+    With ``tta`` the probabilities come from fastai ``learn.tta`` seeded with ``seed`` (``seeded_tta``);
     the features still come from the one plain forward pass. ``progress`` gets a ``progress_line`` every
     ``progress_every`` batches while images are left (nothing for a set of at most that many batches).
     """
@@ -119,8 +133,6 @@ def predict_with_features(learn, images: pd.DataFrame, batch_size: int = 64, num
         with pooled_features(learn.model) as batches:
             probs, _ = learn.get_preds(dl=dl, cbs=[batch_progress(len(out), progress_every, progress)])
         if tta:  # the requested workers: TTA's random crops are drawn where the items are loaded
-            from leukoreport.inference.predict import seeded_tta
-
             tta_dl = learn.dls.test_dl(paths, bs=batch_size, num_workers=num_workers)
             # the callback is removed again afterwards: the learner is left as it came
             with learn.added_cbs([tta_progress(len(out), progress_every, progress)]):

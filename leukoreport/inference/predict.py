@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from leukoreport.data.images import is_hidden, validate_image
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import write_csv
+from leukoreport.base.errors import LeukoError
+from leukoreport.data.images import is_hidden, validate_image
 from leukoreport.stats.metrics import prob_columns
+
+__all__ = ["DEVICES", "OK", "Prediction", "check_image", "class_names", "collect_images", "load_learner_on",
+           "predict_files", "predict_images", "predict_probabilities", "resolve_device"]
 
 OK = "ok"
 DEVICES = ("auto", "cpu", "cuda")
@@ -129,7 +132,13 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
     progress line every ``progress_every`` batches (default ``evaluate.PROGRESS_EVERY``) while images are left.
     """
     from leukoreport.inference import evaluate
-    from leukoreport.inference.evaluate import batch_progress, fast_inference, inference_workers, tta_progress
+    from leukoreport.inference.evaluate import (
+        batch_progress,
+        fast_inference,
+        inference_workers,
+        seeded_tta,
+        tta_progress,
+    )
 
     workers = learn.dls.valid.fake_l.num_workers  # the model's; TTA keeps them (its crops are drawn in them)
     if not tta:
@@ -144,16 +153,6 @@ def predict_probabilities(learn, paths: list[Path], batch_size: int = 64, tta: b
         else:
             probs, _ = learn.get_preds(dl=dl)
     return probs.detach().cpu().float().numpy().astype(np.float64)
-
-
-def seeded_tta(learn, dl, seed: int):
-    """fastai ``learn.tta(dl=dl)`` probabilities with its random augmentations seeded by
-    ``set_seed(seed, reproducible=True)`` just before, so that a rerun repeats them."""
-    from fastai.torch_core import set_seed
-
-    set_seed(seed, reproducible=True)
-    probs, _ = learn.tta(dl=dl)
-    return probs
 
 
 def _predict_each(learn, paths: list[Path], batch_size: int, tta: bool, seed: int,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from leukoreport.config.provenance import declared_provenance, provenance_sentences
 from leukoreport.report.number_format import estimate, mean_sd, pct1
-from leukoreport.config.provenance import external_provenance, provenance_sentences, relation
 from leukoreport.stats.run_tables import RunKey
+
+__all__ = ["WIDE_INTERVAL", "leakage_sentences", "limitations", "metric_rows", "model_card"]
 
 WIDE_INTERVAL = 0.10  # an accuracy interval wider than 10 percentage points is called "wide"
 
@@ -143,7 +145,7 @@ def limitations(config: dict, weights: dict, data: dict, table: pd.DataFrame, le
     if leakage_in_section and leakage and any(a["n_pairs"] for a in leakage):
         leaks = [f"{leaks[0][:-1]}: the leakage audit section says where they lie and what follows."]
     out.extend(leaks)
-    out.extend(provenance_sentences(config))
+    out.extend(provenance_sentences(declared_provenance(config)))
     return out
 
 
@@ -164,11 +166,12 @@ def _width_sentence(e: dict, rows: pd.DataFrame) -> str | None:
 def _external_line(e: dict, config: dict) -> str:
     """'NAME: n image(s), classes ...; other source (facts)' for the model card."""
     line = f"{e['name']}: {e['total']} image(s), classes {_join([r['label'] for r in e['rows'] if r['count']])}"
-    declared = external_provenance(config).get(e["name"])
+    provenance = declared_provenance(config)
+    declared = provenance.external.get(e["name"])
     if declared is None:
         return f"{line}; provenance not declared"
     facts = f" ({declared.facts()})" if declared.declared() else ""
-    return f"{line}; {relation(config, e['name'])}{facts}"
+    return f"{line}; {provenance.relation(e['name'])}{facts}"
 
 
 def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.DataFrame, leakage: list[dict],
@@ -185,7 +188,7 @@ def model_card(config: dict, weights: dict, recipe: dict, data: dict, table: pd.
         "seeds": ", ".join(r.label for r in runs),
         "n_images": data["n_images"],
         "split": "split {} by class with split seed(s) {}".format(
-            "/".join(f"{100 * float(f):g}" for f in config.get("split_fractions", [0.7, 0.15, 0.15])),
+            "/".join(f"{100 * float(f):g}" for f in config["split_fractions"]),
             ", ".join(str(s) for s in dict.fromkeys(r.split_seed for r in runs))),
         "test_n": test_n,
         "external": external,

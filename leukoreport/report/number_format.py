@@ -7,37 +7,41 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["DASH", "NO_INTERVAL", "Estimate", "MeanSD", "accuracy_text", "estimate", "gap_estimate", "hms",
+           "is_missing", "lr", "mean_sd", "num", "pct", "pct1", "points", "seconds", "yes_no"]
+
 DASH = "—"
 NO_INTERVAL = "n/a"
 
 
-def _missing(x: Any) -> bool:
+def is_missing(x: Any) -> bool:
+    """Whether `x` is None or a float NaN (printed as a dash)."""
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def pct(x: float | None, digits: int = 2) -> str:
     """0.99467 -> '99.47%'; None -> '—'."""
-    return DASH if _missing(x) else f"{100 * float(x):.{digits}f}%"
+    return DASH if is_missing(x) else f"{100 * float(x):.{digits}f}%"
 
 
 def num(x: float | None, digits: int = 4) -> str:
     """Fixed decimals; None -> '—'."""
-    return DASH if _missing(x) else f"{float(x):.{digits}f}"
+    return DASH if is_missing(x) else f"{float(x):.{digits}f}"
 
 
 def lr(x: float | None) -> str:
     """Learning rate, shortest form: 0.001 -> '0.001', 1e-05 -> '1e-05'."""
-    return DASH if _missing(x) else f"{float(x):g}"
+    return DASH if is_missing(x) else f"{float(x):g}"
 
 
 def seconds(x: float | None) -> str:
     """812.43 -> '812.4 s'."""
-    return DASH if _missing(x) else f"{float(x):.1f} s"
+    return DASH if is_missing(x) else f"{float(x):.1f} s"
 
 
 def hms(x: float | None) -> str:
     """812.4 -> '0:13:32'."""
-    if _missing(x):
+    if is_missing(x):
         return DASH
     total = int(round(float(x)))
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
@@ -65,7 +69,7 @@ class MeanSD:
 
 def mean_sd(values: list[float | None], kind: str) -> MeanSD:
     """Mean and sample SD of values; kind 'pct' (SD in percentage points), 'num' or 'seconds'."""
-    vals = [float(v) for v in values if not _missing(v)]
+    vals = [float(v) for v in values if not is_missing(v)]
     if len(vals) < 2:
         return MeanSD(DASH, "")
     mean, sd = statistics.mean(vals), statistics.stdev(vals)
@@ -96,9 +100,9 @@ def estimate(value: float | None, low: float | None, high: float | None, kind: s
     """Value and interval as percentages with one decimal (kind 'pct') or three decimals ('num');
     a missing bound gives the interval 'n/a'."""
     fmt = pct1 if kind == "pct" else (lambda x: num(x, 3))
-    if _missing(value):
+    if is_missing(value):
         return Estimate(DASH, "")
-    if _missing(low) or _missing(high):
+    if is_missing(low) or is_missing(high):
         return Estimate(fmt(value), NO_INTERVAL)
     bounds = f"{fmt(low).rstrip('%')}–{fmt(high).rstrip('%')}"
     return Estimate(fmt(value), bounds)
@@ -112,8 +116,8 @@ def points(x: float) -> str:
 
 def gap_estimate(gap: float | None, low: float | None, high: float | None) -> Estimate:
     """'−8.6 pp [−35.2 to +1.3]' for a difference of two accuracies."""
-    if _missing(gap):
+    if is_missing(gap):
         return Estimate(DASH, "")
-    if _missing(low) or _missing(high):
+    if is_missing(low) or is_missing(high):
         return Estimate(f"{points(gap)} pp", NO_INTERVAL)
     return Estimate(f"{points(gap)} pp", f"{points(low)} to {points(high)}")

@@ -9,17 +9,18 @@ __all__ = ["VERDICT_STYLES", "VerdictStyle", "verdict_style"]
 
 @dataclass(frozen=True)
 class VerdictStyle:
-    """CSS class and figure colour of one verdict."""
+    """CSS class, figure colour and text colour of one verdict."""
 
     css: str
-    colour: str
+    colour: str  # marks and bars in figures
+    text: str  # verdict text in the HTML and PDF (style.css)
 
 
 VERDICT_STYLES: dict[str | None, VerdictStyle] = {
-    "better": VerdictStyle("better", "#1a7f37"),
-    "worse": VerdictStyle("worse", "#b42318"),
-    "no difference detected": VerdictStyle("none", "#333333"),
-    None: VerdictStyle("reference", "#777777"),
+    "better": VerdictStyle("better", "#1a7f37", "#1a7f37"),
+    "worse": VerdictStyle("worse", "#b42318", "#b42318"),
+    "no difference detected": VerdictStyle("none", "#333333", "#555555"),
+    None: VerdictStyle("reference", "#777777", "#555555"),
 }
 
 

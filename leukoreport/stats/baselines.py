@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from leukoreport.base.errors import LeukoError
+
+__all__ = ["CHUNK", "add_baselines", "baselines", "majority_class", "paired_gain_interval", "prior_accuracy"]
 
 CHUNK = 500  # bootstrap resamples drawn at once (memory: CHUNK x n indices)
 

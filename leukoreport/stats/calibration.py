@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.base.validation import check_positive_int
+
+__all__ = ["SUM_TOLERANCE", "Calibration", "bin_index", "brier_score", "calibration", "expected_calibration_error",
+           "log_loss", "reliability_table"]
 
 SUM_TOLERANCE = 1e-3
 
@@ -50,14 +53,7 @@ def _check_inputs(where: str, probs, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y.astype(np.int64, copy=False)
 
 
-def _check_n_bins(where: str, n_bins: int) -> int:
-    """`n_bins` as a positive int, else LeukoError."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
-        raise LeukoError(f"{where}: n_bins = {n_bins!r} is not a positive integer")
-    return int(n_bins)
-
-
-def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+def bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     """Bin of each confidence: bin b is (b/n_bins, (b+1)/n_bins], with 0 in bin 0."""
     edges = np.arange(n_bins + 1) / n_bins
     return np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
@@ -67,7 +63,7 @@ def _table(p: np.ndarray, y: np.ndarray, n_bins: int) -> pd.DataFrame:
     """Reliability table of validated inputs."""
     confidence = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(float)
-    b = _bin_index(confidence, n_bins)
+    b = bin_index(confidence, n_bins)
     count = np.bincount(b, minlength=n_bins)
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.bincount(b, weights=confidence, minlength=n_bins) / count
@@ -81,7 +77,7 @@ def _table(p: np.ndarray, y: np.ndarray, n_bins: int) -> pd.DataFrame:
 
 def reliability_table(probs, labels, n_bins: int = 15) -> pd.DataFrame:
     """One row per equal-width confidence bin (lower, upper]; empty bins have NaN confidence/accuracy."""
-    n_bins = _check_n_bins("reliability_table", n_bins)
+    n_bins = check_positive_int("reliability_table", "n_bins", n_bins)
     p, y = _check_inputs("reliability_table", probs, labels)
     return _table(p, y, n_bins)
 
@@ -94,7 +90,7 @@ def _ece(table: pd.DataFrame) -> float:
 
 def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     """ECE: sum over bins of (count / n) * |accuracy - confidence|."""
-    n_bins = _check_n_bins("expected_calibration_error", n_bins)
+    n_bins = check_positive_int("expected_calibration_error", "n_bins", n_bins)
     p, y = _check_inputs("expected_calibration_error", probs, labels)
     return _ece(_table(p, y, n_bins))
 
@@ -157,7 +153,7 @@ class Calibration:
 
 def calibration(probs, labels, n_bins: int = 15) -> Calibration:
     """ECE, Brier score, log loss and the reliability table of one set of predictions."""
-    n_bins = _check_n_bins("calibration", n_bins)
+    n_bins = check_positive_int("calibration", "n_bins", n_bins)
     p, y = _check_inputs("calibration", probs, labels)
     table = _table(p, y, n_bins)
     return Calibration(ece=_ece(table), brier=_brier(p, y), log_loss=_log_loss(p, y, 1e-15),

@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
-from typing import Callable
 
 import numpy as np
 from scipy import stats
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.base.validation import check_confidence, check_counts, check_positive_int
+
+__all__ = ["BATCH_ELEMENTS", "BootstrapCI", "balanced_accuracy", "bootstrap_batch", "bootstrap_ci", "macro_f1",
+           "newcombe_difference", "wilson"]
 
 BATCH_ELEMENTS = 2_000_000  # values per bootstrap batch (resamples x images): about 16 MB of int64 per array
-
-
-def _check_confidence(where: str, confidence: float) -> float:
-    """`confidence` as a float strictly between 0 and 1, else LeukoError."""
-    if isinstance(confidence, bool) or not isinstance(confidence, Real) or not 0 < confidence < 1:
-        raise LeukoError(f"{where}: confidence = {confidence!r} is not strictly between 0 and 1")
-    return float(confidence)
-
-
-def _check_counts(where: str, k: int, n: int, k_name: str = "k", n_name: str = "n") -> None:
-    """Raise LeukoError unless 0 <= k <= n and n >= 1 are integers."""
-    for name, value in ((k_name, k), (n_name, n)):
-        if isinstance(value, bool) or not isinstance(value, Integral):
-            raise LeukoError(f"{where}: {name} = {value!r} is not an integer")
-    if n < 1:
-        raise LeukoError(f"{where}: {n_name} = {n} must be at least 1")
-    if k < 0:
-        raise LeukoError(f"{where}: {k_name} = {k} is negative")
-    if k > n:
-        raise LeukoError(f"{where}: {k_name} = {k} exceeds {n_name} = {n}")
 
 
 def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
@@ -47,8 +30,8 @@ def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval (no continuity correction) for k successes of n, clipped to [0, 1]."""
-    _check_counts("wilson", k, n)
-    z = float(stats.norm.ppf(0.5 + _check_confidence("wilson", confidence) / 2))
+    check_counts("wilson", k, n)
+    z = float(stats.norm.ppf(0.5 + check_confidence("wilson", confidence) / 2))
     return _wilson(int(k), int(n), z)
 
 
@@ -56,9 +39,9 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int,
                         confidence: float = 0.95) -> tuple[float, float]:
     """Interval for p1 - p2 of two independent proportions: Newcombe (1998) method 10 (hybrid score)."""
     where = "newcombe_difference"
-    _check_counts(where, k1, n1, "k1", "n1")
-    _check_counts(where, k2, n2, "k2", "n2")
-    z = float(stats.norm.ppf(0.5 + _check_confidence(where, confidence) / 2))
+    check_counts(where, k1, n1, "k1", "n1")
+    check_counts(where, k2, n2, "k2", "n2")
+    z = float(stats.norm.ppf(0.5 + check_confidence(where, confidence) / 2))
     p1, p2 = k1 / n1, k2 / n2
     l1, u1 = _wilson(int(k1), int(n1), z)
     l2, u2 = _wilson(int(k2), int(n2), z)
@@ -69,19 +52,10 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int,
 
 # ---------------------------------------------------------------- vectorised class-balanced metrics
 
-def _check_n_classes(where: str, n_classes: int) -> int:
-    """`n_classes` as a positive int, else LeukoError."""
-    if isinstance(n_classes, bool) or not isinstance(n_classes, Integral) or n_classes < 1:
-        raise LeukoError(f"{where}: n_classes = {n_classes!r} is not a positive integer")
-    return int(n_classes)
-
-
 def _as_labels(where: str, name: str, values, n_classes: int) -> np.ndarray:
     """`values` as an int64 array of class indices in 0..n_classes-1, else LeukoError."""
     arr = np.asarray(values)
-    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind == "f" and arr.size == 0:
+    if arr.dtype.kind == "f" and (arr.size == 0 or (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
         raise LeukoError(f"{where}: {name} must hold integer class indices, got dtype {arr.dtype}")
@@ -93,7 +67,7 @@ def _as_labels(where: str, name: str, values, n_classes: int) -> np.ndarray:
 
 def _check_pair(where: str, y_true, y_pred, n_classes: int, axis: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Validated (y_true, y_pred, n_classes) with the sample axis moved last."""
-    n_classes = _check_n_classes(where, n_classes)
+    n_classes = check_positive_int(where, "n_classes", n_classes)
     yt = _as_labels(where, "y_true", y_true, n_classes)
     yp = _as_labels(where, "y_pred", y_pred, n_classes)
     if yt.shape != yp.shape:
@@ -198,9 +172,8 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, statistic: str, confidence: flo
     where = "bootstrap_ci"
     if statistic not in _STATISTICS:
         raise LeukoError(f"{where}: statistic = {statistic!r} is not one of {sorted(_STATISTICS)}")
-    confidence = _check_confidence(where, confidence)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or n_resamples < 1:
-        raise LeukoError(f"{where}: n_resamples = {n_resamples!r} is not a positive integer")
+    confidence = check_confidence(where, confidence)
+    check_positive_int(where, "n_resamples", n_resamples)
     yt, yp, k = _check_pair(where, y_true, y_pred, n_classes, -1)
     if yt.ndim != 1:
         raise LeukoError(f"{where}: y_true and y_pred must be 1-d, got shape {yt.shape}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,27 +9,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from leukoreport.stats.calibration import calibration
 from leukoreport.base.errors import LeukoError
+from leukoreport.config.settings import Uncertainty
+from leukoreport.stats.calibration import calibration
 from leukoreport.stats.intervals import bootstrap_ci, wilson
 
-
-@dataclass(frozen=True)
-class Uncertainty:
-    """Settings of the intervals and the calibration summary stored in metrics.json."""
-
-    confidence: float = 0.95
-    n_resamples: int = 9999
-    bootstrap_seed: int = 0
-    calibration_bins: int = 15
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Uncertainty":
-        """The settings from the workflow config (keys documented in config/README.md)."""
-        return cls(confidence=float(config.get("confidence_level", 0.95)),
-                   n_resamples=int(config.get("bootstrap_resamples", 9999)),
-                   bootstrap_seed=int(config.get("bootstrap_seed", 0)),
-                   calibration_bins=int(config.get("calibration_bins", 15)))
+__all__ = ["check_labels", "compute_metrics", "confused_pairs", "misclassified", "prediction_classes",
+           "prob_columns", "read_predictions"]
 
 
 def prob_columns(classes: list[str]) -> list[str]:
@@ -38,7 +23,7 @@ def prob_columns(classes: list[str]) -> list[str]:
     return ["prob_" + c for c in classes]
 
 
-def _check_labels(pred: pd.DataFrame, classes: list[str], where: str) -> None:
+def check_labels(pred: pd.DataFrame, classes: list[str], where: str) -> None:
     """Raise LeukoError when a label or prediction is not one of `classes`."""
     known = set(classes)
     for column in ("label", "prediction"):
@@ -78,7 +63,7 @@ def read_predictions(path: str | Path, classes: list[str]) -> pd.DataFrame:
         raise LeukoError(f"{path}: missing column(s) {missing}")
     if pred.empty:
         raise LeukoError(f"{path}: no rows")
-    _check_labels(pred, classes, str(path))
+    check_labels(pred, classes, str(path))
     for column in [*prob_columns(classes), "loss"]:
         values = pd.to_numeric(pred[column], errors="coerce")
         if values.isna().any():
@@ -112,11 +97,13 @@ def confused_pairs(matrix: np.ndarray, classes: list[str]) -> list[dict]:
 
 
 def compute_metrics(pred: pd.DataFrame, classes: list[str], dataset: str, seed: int | None,
-                    uncertainty: Uncertainty = Uncertainty(), split_seed: int | None = None) -> dict:
-    """The metrics.json dict (plain JSON types) for one dataset and seed, intervals and calibration included."""
+                    uncertainty: Uncertainty | None = None, split_seed: int | None = None) -> dict:
+    """The metrics.json dict (plain JSON types) for one dataset and seed, intervals and calibration included
+    (`uncertainty`: the schema's defaults when None)."""
+    uncertainty = uncertainty or Uncertainty.defaults()
     if pred.empty:
         raise LeukoError(f"predictions of '{dataset}': no rows")
-    _check_labels(pred, classes, f"predictions of '{dataset}'")
+    check_labels(pred, classes, f"predictions of '{dataset}'")
     y_true = pred["label"].astype(str).to_numpy()
     y_pred = pred["prediction"].astype(str).to_numpy()
     matrix = confusion_matrix(y_true, y_pred, labels=classes)

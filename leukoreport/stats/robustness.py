@@ -15,11 +15,16 @@ import pandas as pd
 from scipy import stats
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.stats.intervals import _check_confidence
-from leukoreport.stats.metrics import _check_labels, prob_columns, read_predictions
+from leukoreport.base.metric_catalogue import METRICS
+from leukoreport.base.validation import check_confidence, require_columns, require_keys
+from leukoreport.stats.metrics import check_labels, prob_columns, read_predictions
 from leukoreport.stats.run_tables import run_label
 
-METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "ece"]
+__all__ = ["AGREEMENT_COLUMNS", "DISAGREEMENT_COLUMNS", "KEY_COLUMNS", "LOSS_FLOOR", "METRICS_KEYS", "SEED_COLUMNS",
+           "SeedSpread", "VarianceComponents", "across_seeds", "agreement", "aligned_runs", "disagreement", "ensemble",
+           "one_way_anova", "robustness_files", "robustness_summary", "seed_row", "seed_table", "spread",
+           "variance_components"]
+
 KEY_COLUMNS = ["split_seed", "seed", "dataset"]
 SEED_COLUMNS = [*KEY_COLUMNS, "n", "accuracy", "balanced_accuracy", "macro_f1", "ece", "brier", "log_loss"]
 AGREEMENT_COLUMNS = ["path", "label", "n_runs", "n_correct", "n_predicted_classes", "majority",
@@ -87,29 +92,9 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _require_keys(mapping: Any, keys: list[str], where: str) -> None:
-    """Raise LeukoError unless `mapping` is a dict holding every key."""
-    if not isinstance(mapping, dict):
-        raise LeukoError(f"{where}: expected a dict, got {type(mapping).__name__}")
-    missing = [k for k in keys if k not in mapping]
-    if missing:
-        raise LeukoError(f"{where}: missing key(s) {missing}")
-
-
-def _check_table(table: Any, columns: list[str], where: str, allow_empty: bool = False) -> None:
-    """Raise LeukoError unless `table` is a DataFrame with `columns` (and rows, unless allowed)."""
-    if not isinstance(table, pd.DataFrame):
-        raise LeukoError(f"{where}: expected a DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise LeukoError(f"{where}: missing column(s) {missing}")
-    if table.empty and not allow_empty:
-        raise LeukoError(f"{where}: no rows")
-
-
 def _check_seed_table(table: Any, where: str) -> None:
     """A seed table with the key and metric columns and no repeated (split_seed, seed, dataset)."""
-    _check_table(table, [*KEY_COLUMNS, *METRICS], where)
+    require_columns(where, table, [*KEY_COLUMNS, *METRICS], allow_empty=False)
     dup = table[table.duplicated(KEY_COLUMNS)]
     if len(dup):
         r = dup.iloc[0]
@@ -143,8 +128,8 @@ def _recall(metrics: dict, cls: str, where: str) -> float:
 
 def seed_row(metrics: dict, classes: list[str], where: str = "metrics") -> dict:
     """One row of the seed table from a metrics.json dict with `split_seed` added."""
-    _require_keys(metrics, METRICS_KEYS, where)
-    _require_keys(metrics["calibration"], ["ece", "brier", "log_loss"], f"{where} calibration")
+    require_keys(where, metrics, METRICS_KEYS)
+    require_keys(f"{where} calibration", metrics["calibration"], ["ece", "brier", "log_loss"])
     if list(metrics["classes"]) != list(classes):
         raise LeukoError(f"{where}: classes {list(metrics['classes'])} differ from {list(classes)}")
     for key in ("split_seed", "seed", "n"):
@@ -170,7 +155,7 @@ def seed_table(all_metrics: list[dict]) -> pd.DataFrame:
     """One row per (split_seed, seed, dataset) in input order: headline metrics and recall per class."""
     if not all_metrics:
         raise LeukoError("seed_table: all_metrics is empty")
-    _require_keys(all_metrics[0], ["classes"], _where(0, all_metrics[0]))
+    require_keys(_where(0, all_metrics[0]), all_metrics[0], ["classes"])
     classes = [str(c) for c in all_metrics[0]["classes"]]
     rows = [seed_row(m, classes, _where(i, m)) for i, m in enumerate(all_metrics)]
     table = pd.DataFrame(rows, columns=[*SEED_COLUMNS, *(f"recall_{c}" for c in classes)])
@@ -182,7 +167,7 @@ def seed_table(all_metrics: list[dict]) -> pd.DataFrame:
 
 def spread(values: Any, confidence: float = 0.95) -> SeedSpread:
     """Mean, sample SD, t interval of the mean, min and max of `values`, NaN skipped."""
-    confidence = _check_confidence("spread", confidence)
+    confidence = check_confidence("spread", confidence)
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     n = int(v.size)
@@ -199,12 +184,12 @@ def spread(values: Any, confidence: float = 0.95) -> SeedSpread:
 
 def across_seeds(table: pd.DataFrame, confidence: float = 0.95) -> dict:
     """Per dataset (first-appearance order) and metric: spread over runs (SeedSpread.to_dict())."""
-    confidence = _check_confidence("across_seeds", confidence)
+    confidence = check_confidence("across_seeds", confidence)
     _check_seed_table(table, "across_seeds")
     out: dict[str, dict] = {}
     for dataset in pd.unique(table["dataset"]):
         sub = table[table["dataset"] == dataset]
-        columns = METRICS + [c for c in _recall_columns(table) if sub[c].notna().any()]
+        columns = [*METRICS, *[c for c in _recall_columns(table) if sub[c].notna().any()]]
         out[str(dataset)] = {c: spread(_numeric(sub[c], "across_seeds"), confidence).to_dict()
                              for c in columns}
     return out
@@ -266,7 +251,7 @@ def variance_components(table: pd.DataFrame) -> dict:
 
 def _indexed(run: str, df: Any, columns: list[str], where: str) -> pd.DataFrame:
     """One run's table indexed and sorted by path; LeukoError on missing columns or repeated paths."""
-    _check_table(df, ["path", "label", "prediction", *columns], f"{where}: run '{run}'")
+    require_columns(f"{where}: run '{run}'", df, ["path", "label", "prediction", *columns], allow_empty=False)
     df = df.assign(path=df["path"].astype(str), label=df["label"].astype(str),
                    prediction=df["prediction"].astype(str))
     dup = df["path"][df["path"].duplicated()]
@@ -377,7 +362,7 @@ def ensemble(preds: dict[str, pd.DataFrame], classes: list[str]) -> pd.DataFrame
     columns = prob_columns(classes)
     tables = aligned_runs(preds, "ensemble", columns)
     for run, t in tables.items():
-        _check_labels(t, classes, f"ensemble: run '{run}'")
+        check_labels(t, classes, f"ensemble: run '{run}'")
     mean = np.mean([_probabilities(run, t, columns, "ensemble") for run, t in tables.items()], axis=0)
     labels = next(iter(tables.values()))["label"]
     y = np.array([classes.index(c) for c in labels])
@@ -393,7 +378,7 @@ def ensemble(preds: dict[str, pd.DataFrame], classes: list[str]) -> pd.DataFrame
 
 def _images(table: pd.DataFrame, where: str) -> dict:
     """Counts of images always right, always wrong and unstable in an agreement table."""
-    _check_table(table, ["n_runs", "n_correct", "always_wrong", "unstable"], where, allow_empty=True)
+    require_columns(where, table, ["n_runs", "n_correct", "always_wrong", "unstable"])
     return {"n": int(len(table)), "always_right": int((table["n_correct"] == table["n_runs"]).sum()),
             "always_wrong": int(table["always_wrong"].astype(bool).sum()),
             "unstable": int(table["unstable"].astype(bool).sum())}
@@ -401,7 +386,7 @@ def _images(table: pd.DataFrame, where: str) -> dict:
 
 def _pairs(table: pd.DataFrame, where: str) -> dict:
     """Mean and max disagreement rate over pairs of runs (None without pairs) and the pair rows."""
-    _check_table(table, DISAGREEMENT_COLUMNS, where, allow_empty=True)
+    require_columns(where, table, DISAGREEMENT_COLUMNS)
     rates = table["rate"].astype(float)
     return {"mean_rate": float(rates.mean()) if len(rates) else None,
             "max_rate": float(rates.max()) if len(rates) else None,
@@ -410,8 +395,8 @@ def _pairs(table: pd.DataFrame, where: str) -> dict:
 
 def _ensemble_entry(metrics: dict, run_accuracy: np.ndarray, where: str) -> dict:
     """Ensemble headline metrics and its rank: single runs with strictly lower accuracy, of n_runs."""
-    _require_keys(metrics, ["accuracy", "balanced_accuracy", "macro_f1", "calibration", "n_correct", "n"], where)
-    _require_keys(metrics["calibration"], ["ece"], f"{where} calibration")
+    require_keys(where, metrics, ["accuracy", "balanced_accuracy", "macro_f1", "calibration", "n_correct", "n"])
+    require_keys(f"{where} calibration", metrics["calibration"], ["ece"])
     accuracy = float(metrics["accuracy"])
     return {"accuracy": accuracy, "balanced_accuracy": metrics["balanced_accuracy"],
             "macro_f1": metrics["macro_f1"], "ece": metrics["calibration"]["ece"],

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import read_json
+from leukoreport.base.errors import LeukoError
 from leukoreport.stats.intervals import newcombe_difference
+
+__all__ = ["GAP_COLUMNS", "METRIC_COLUMNS", "RunKey", "external_gaps", "metrics_row", "metrics_table", "read_metrics",
+           "run_folder", "run_keys", "run_label", "summed_confusion"]
 
 METRIC_COLUMNS = [
     "split_seed", "seed", "dataset", "n", "n_correct", "classes_present",
@@ -67,7 +70,8 @@ def metrics_row(metrics: dict, predictions: str = "") -> dict:
     iv, cal = metrics["intervals"], metrics["calibration"]
     if metrics["split_seed"] is None:
         raise LeukoError(f"metrics of seed {metrics['seed']}, dataset '{metrics['dataset']}': split_seed is null")
-    row = {"split_seed": int(metrics["split_seed"]), "seed": int(metrics["seed"]), "dataset": metrics["dataset"], "n": metrics["n"],
+    row = {"split_seed": int(metrics["split_seed"]), "seed": int(metrics["seed"]), "dataset": metrics["dataset"],
+           "n": metrics["n"],
            "n_correct": metrics["n_correct"], "classes_present": " ".join(metrics["classes_present"])}
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         row[key] = metrics[key]

@@ -8,20 +8,18 @@ the test split's own distances, with accuracy per percentile band and risk-cover
 from __future__ import annotations
 
 import math
-from numbers import Integral
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.report.figures.common import STYLE, _save
-from leukoreport.stats.intervals import _check_confidence, wilson
+from leukoreport.base.validation import check_confidence, check_int
+from leukoreport.stats.intervals import wilson
 
-import matplotlib.pyplot as plt  # noqa: E402  (Agg is selected by leukoreport.report.figures.common)
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+__all__ = ["BANDS", "BAND_LABELS", "DOMAIN_METHOD", "KNN_CHUNK", "MIN_DOMAIN", "accuracy_at_coverage",
+           "accuracy_by_band", "aurc", "band_index", "beyond_reference", "calibrate_auc", "check_risk_table",
+           "delong_interval", "delong_variance", "domain_auc", "knn_distance", "percentile_of", "risk_coverage"]
 
 DOMAIN_METHOD = ("logistic regression on the standardised embeddings' first principal components, stratified "
                  "k-fold, AUC over held-out pairs within each fold (DeLong interval), calibrated so that the mean "
@@ -38,13 +36,6 @@ BAND_LABELS = ["≤ 50th", "50–90th", "90–99th", "99–100th", "beyond every
 
 
 # ---------------------------------------------------------------- input checks
-
-def _check_int(where: str, name: str, value, minimum: int) -> int:
-    """`value` as an int >= minimum, else LeukoError."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise LeukoError(f"{where}: {name} = {value!r} is not an integer >= {minimum}")
-    return int(value)
-
 
 def _array(where: str, name: str, values, ndim: int) -> np.ndarray:
     """`values` as a finite float64 array of `ndim` dimensions, else LeukoError."""
@@ -127,7 +118,7 @@ def delong_variance(scores, labels) -> tuple[float, float]:
 
 def delong_interval(scores, labels, confidence: float = 0.95) -> tuple[float, float, float]:
     """(AUC, low, high): normal interval from DeLong's variance, clipped to [0, 1]."""
-    confidence = _check_confidence("delong_interval", confidence)
+    confidence = check_confidence("delong_interval", confidence)
     auc, var = delong_variance(scores, labels)
     half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(var, 0.0))
     return auc, max(0.0, auc - half), min(1.0, auc + half)
@@ -219,11 +210,11 @@ def domain_auc(train: np.ndarray, other: np.ndarray, folds: int = 5, seed: int =
                          f"got {a.shape[0]} training and {b.shape[0]} in the set")
     if a.shape[1] != b.shape[1]:
         raise LeukoError(f"{where}: train has {a.shape[1]} features but other has {b.shape[1]}")
-    folds = _check_int(where, "folds", folds, 2)
-    permutations = _check_int(where, "permutations", permutations, 1)
-    confidence = _check_confidence(where, confidence)
+    folds = check_int(where, "folds", folds, 2)
+    permutations = check_int(where, "permutations", permutations, 1)
+    confidence = check_confidence(where, confidence)
     if max_per_side is not None:
-        max_per_side = _check_int(where, "max_per_side", max_per_side, 2)
+        max_per_side = check_int(where, "max_per_side", max_per_side, 2)
     rng = np.random.default_rng(seed)
     sa = np.arange(a.shape[0]) if train_strata is None else np.asarray(train_strata)
     sb = np.arange(b.shape[0]) if other_strata is None else np.asarray(other_strata)
@@ -269,7 +260,7 @@ def knn_distance(train: np.ndarray, query: np.ndarray, k: int = 10,
     where = "knn_distance"
     t = _matrix(where, "train", train)
     q = _matrix(where, "query", query)
-    k = _check_int(where, "k", k, 1)
+    k = check_int(where, "k", k, 1)
     if t.shape[0] == 0:
         raise LeukoError(f"{where}: train has no rows")
     if t.shape[1] != q.shape[1]:
@@ -332,7 +323,7 @@ def band_index(percentiles: np.ndarray, beyond: np.ndarray) -> np.ndarray:
 def accuracy_by_band(percentiles: np.ndarray, correct: np.ndarray, beyond: np.ndarray,
                      confidence: float = 0.95) -> pd.DataFrame:
     """Accuracy with its Wilson interval per percentile band (every band listed; NaN where empty)."""
-    confidence = _check_confidence("accuracy_by_band", confidence)
+    confidence = check_confidence("accuracy_by_band", confidence)
     idx = band_index(percentiles, beyond)
     ok = _flags("accuracy_by_band", "correct", correct, idx.size)
     rows = []
@@ -360,7 +351,7 @@ def risk_coverage(scores: np.ndarray, correct: np.ndarray) -> pd.DataFrame:
                          "accuracy": np.cumsum(ok[order]) / kept, "score": s[order]})
 
 
-def _check_table(where: str, table: pd.DataFrame) -> None:
+def check_risk_table(where: str, table: pd.DataFrame) -> None:
     """LeukoError unless `table` is a non-empty risk_coverage table."""
     if not isinstance(table, pd.DataFrame) or not {"coverage", "accuracy"} <= set(table.columns):
         raise LeukoError(f"{where}: table must be a risk_coverage DataFrame (coverage, accuracy)")
@@ -370,13 +361,13 @@ def _check_table(where: str, table: pd.DataFrame) -> None:
 
 def aurc(table: pd.DataFrame) -> float:
     """Area under the risk-coverage curve: mean of 1 - accuracy over the rows (k = 1..n)."""
-    _check_table("aurc", table)
+    check_risk_table("aurc", table)
     return float(np.mean(1.0 - table["accuracy"].to_numpy(dtype=np.float64)))
 
 
 def accuracy_at_coverage(table: pd.DataFrame, coverage: float) -> float:
     """Accuracy of the fewest most-usual images that reach at least `coverage` (0 < coverage <= 1)."""
-    _check_table("accuracy_at_coverage", table)
+    check_risk_table("accuracy_at_coverage", table)
     try:
         c = float(coverage)
     except (TypeError, ValueError):
@@ -386,92 +377,3 @@ def accuracy_at_coverage(table: pd.DataFrame, coverage: float) -> float:
     cov = table["coverage"].to_numpy(dtype=np.float64)
     i = min(int(np.searchsorted(cov, c - 1e-12, side="left")), cov.size - 1)
     return float(table["accuracy"].iloc[i])
-
-
-# ---------------------------------------------------------------- figures
-
-def _colours(n: int) -> list:
-    """n distinct colours: tab10, then tab20 beyond ten."""
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
-def plot_risk_coverage(curves: dict[str, pd.DataFrame], out: str | Path, title: str) -> None:
-    """Accuracy of the kept images against coverage (most usual first), one line per set, with a
-    dotted line at each set's accuracy over all its images."""
-    if not curves:
-        raise LeukoError("plot_risk_coverage: no curves")
-    for name, table in curves.items():
-        _check_table(f"plot_risk_coverage: curve '{name}'", table)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(8, 5.6), constrained_layout=True)
-        handles = []
-        for colour, (name, table) in zip(_colours(len(curves)), curves.items()):
-            cov = np.r_[0.0, table["coverage"].to_numpy(dtype=np.float64)]
-            acc = table["accuracy"].to_numpy(dtype=np.float64)
-            full = float(acc[-1])
-            line, = ax.step(cov, np.r_[acc[0], acc], where="pre", color=colour, lw=1.6,
-                            label=f"{name} (n = {len(table)}, all images {full:.1%}, "
-                                  f"AURC {aurc(table):.3f})")
-            ax.axhline(full, color=colour, ls=":", lw=1.3)
-            handles.append(line)
-        handles.append(Line2D([], [], color="0.4", ls=":", lw=1.3,
-                              label="dotted: accuracy over every image of the set"))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(-0.02, 1.02)
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.set_xlabel("coverage: share of images kept, most usual (smallest kNN distance) first")
-        ax.set_ylabel("accuracy of the kept images")
-        ax.grid(True, alpha=0.3)
-        ax.set_axisbelow(True)
-        ax.set_title(title)
-        fig.legend(handles=handles, loc="outside lower center", ncol=1, frameon=False)
-        _save(fig, out)
-
-
-def plot_ood_bands(bands: dict[str, pd.DataFrame], out: str | Path, title: str) -> None:
-    """Grouped bars of accuracy per kNN-distance percentile band per set, Wilson error bars and n
-    above each bar."""
-    if not bands:
-        raise LeukoError("plot_ood_bands: no sets")
-    need = {"band", "n", "accuracy", "low", "high"}
-    for name, table in bands.items():
-        if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
-            raise LeukoError(f"plot_ood_bands: set '{name}' must be an accuracy_by_band DataFrame")
-    labels = list(BAND_LABELS)
-    n_sets = len(bands)
-    width = 0.8 / n_sets
-    x = np.arange(len(labels), dtype=np.float64)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(max(8.0, 2.0 + len(labels) * (0.5 + 0.3 * n_sets)), 5.6),
-                               constrained_layout=True)
-        upright = n_sets >= 3  # counts turned 90 degrees when side-by-side ones would touch
-        n_size = 9 if n_sets <= 3 else 8
-        for j, (colour, (name, table)) in enumerate(zip(_colours(n_sets), bands.items())):
-            rows = table.set_index("band").reindex(labels)
-            acc = rows["accuracy"].to_numpy(dtype=np.float64)
-            low = rows["low"].to_numpy(dtype=np.float64)
-            high = rows["high"].to_numpy(dtype=np.float64)
-            n = rows["n"].fillna(0).to_numpy().astype(int)
-            pos = x - 0.4 + width * (j + 0.5)
-            has = n > 0
-            ax.bar(pos[has], acc[has], width * 0.92, color=colour, label=str(name))
-            ax.errorbar(pos[has], acc[has], yerr=np.clip([acc[has] - low[has], high[has] - acc[has]], 0.0, None),
-                        fmt="none", ecolor="0.15", elinewidth=1.0, capsize=3 if n_sets <= 4 else 2)
-            for p_, h_, n_ in zip(pos, np.where(has, high, 0.0), n):
-                ax.text(p_, h_ + 0.015, f"n={n_}", ha="center",
-                        va="bottom", fontsize=n_size, color="0.15" if n_ else "0.5",
-                        rotation=90 if upright else 0)
-        ax.set_xticks(x, [label.replace("every test", "every\ntest") for label in labels])
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-        ax.set_ylim(0, 1.24 if upright else 1.14)
-        ax.set_yticks(np.linspace(0, 1, 6))
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.set_xlabel("kNN distance to the training images, as a percentile of the test split's own")
-        ax.set_ylabel("accuracy (Wilson interval)")
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        ax.set_title(title)
-        fig.legend(loc="outside lower center", ncol=min(n_sets, 4), frameon=False)
-        _save(fig, out)

@@ -2,43 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from leukoreport.data.embeddings import Embeddings
 from leukoreport.base.errors import LeukoError
-from leukoreport.stats.shift import (MIN_DOMAIN, accuracy_at_coverage, accuracy_by_band, aurc, domain_auc, knn_distance, percentile_of,
-                               risk_coverage)
+from leukoreport.config.settings import ShiftSettings
+from leukoreport.data.embeddings import Embeddings
+from leukoreport.stats.shift import (
+    MIN_DOMAIN,
+    accuracy_at_coverage,
+    accuracy_by_band,
+    aurc,
+    domain_auc,
+    knn_distance,
+    percentile_of,
+    risk_coverage,
+)
+
+__all__ = ["COVERAGES", "IMAGE_SHIFT_COLUMNS", "LABEL_AUDIT_COLUMNS", "VALIDITY_COLUMNS", "image_shift_summary",
+           "label_audit_summary", "run_shift", "validity_row", "validity_table"]
 
 COVERAGES = (0.5, 0.8, 0.9)
-
-
-@dataclass(frozen=True)
-class ShiftSettings:
-    """The ``validity`` config keys that the embedding diagnostics use."""
-
-    domain: bool = True
-    folds: int = 5
-    max_per_side: int = 2000
-    permutations: int = 20
-    components: int = 32
-    ood: bool = True
-    k: int = 10
-    confidence: float = 0.95
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, config: dict) -> "ShiftSettings":
-        """Settings from the workflow config (``validity`` block, ``confidence_level``, ``bootstrap_seed``)."""
-        v = config.get("validity") or {}
-        dom, ood = v.get("domain_classifier") or {}, v.get("ood") or {}
-        return cls(domain=bool(dom.get("enabled", True)), folds=int(dom.get("folds", 5)),
-                   max_per_side=int(dom.get("max_per_side", 2000)),
-                   permutations=int(dom.get("permutations", 20)), components=int(dom.get("components", 32)), ood=bool(ood.get("enabled", True)),
-                   k=int(ood.get("k", 10)), confidence=float(config.get("confidence_level", 0.95)),
-                   seed=int(config.get("bootstrap_seed", 0)))
 
 
 def _aligned(pred: pd.DataFrame, emb: Embeddings, where: str) -> None:

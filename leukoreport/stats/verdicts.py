@@ -2,27 +2,34 @@
 
 Per variant and dataset: mean, SD and interquartile mean (IQM) over runs with stratified bootstrap intervals
 (strata: split seeds). Per variant, dataset and metric: the paired per-image bootstrap of variant − reference
-(compare.bootstrap_metrics, seeds matched), its two-sided p-value, Holm's adjustment over all comparisons, a verdict
-and the probability of improvement over pairs of runs (rliable). compare.compare_runs uses this module, so both
-give the same numbers for the same predictions.
+(paired.bootstrap_metrics, seeds matched), its two-sided p-value, Holm's adjustment over all comparisons, a verdict
+and the probability of improvement over pairs of runs (rliable). leukoreport.compare.compare_runs uses this
+module, so both give the same numbers for the same predictions.
 """
 
 from __future__ import annotations
-
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from leukoreport import compare
-from leukoreport.stats.calibration import _check_n_bins
-from leukoreport.compare import TIE, Run, load_run
 from leukoreport.base.errors import LeukoError
+from leukoreport.base.metric_catalogue import HIGHER_IS_BETTER, METRICS, label
+from leukoreport.base.validation import check_confidence, check_positive_int
+from leukoreport.stats.paired import (
+    NO_DIFFERENCE,
+    TIE,
+    bootstrap_metrics,
+    observed_difference,
+    observed_metric,
+    summarize_bootstrap,
+)
+from leukoreport.stats.run_files import Run, dataset_keys, frame_codes, load_predictions, load_run, match, unmatched
 
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "ece")
-HIGHER_IS_BETTER = compare.HIGHER_IS_BETTER
-NO_DIFFERENCE = compare.NO_DIFFERENCE
+__all__ = ["COMPARISON_COLUMNS", "FEW_SEEDS", "INTERVAL_METHOD", "P_METHOD", "SUMMARY_COLUMNS", "bootstrap_p",
+           "compare_variants", "decide", "holm", "iqm", "probability_of_improvement", "stratified_bootstrap",
+           "variant_tables"]
+
 FEW_SEEDS = 5  # fewer runs than this on a dataset earn a note
 P_METHOD = ("two-sided paired-bootstrap p-value of difference = 0: min(1, 2 (1 + min(#boot <= 0, #boot >= 0)) "
             "/ (R + 1)), never below 2 / (R + 1)")
@@ -51,12 +58,6 @@ def _values(where: str, values) -> np.ndarray:
     return v
 
 
-def _check_resamples(where: str, n_resamples: int) -> int:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, Integral) or n_resamples < 1:
-        raise LeukoError(f"{where}: n_resamples = {n_resamples!r} is not a positive integer")
-    return int(n_resamples)
-
-
 def iqm(values) -> float:
     """Interquartile mean as rliable defines it: the mean after trimming 25% at each end (scipy trim_mean)."""
     return float(stats.trim_mean(_values("iqm", values), 0.25))
@@ -77,7 +78,7 @@ def stratified_bootstrap(values_by_stratum: list[np.ndarray], statistic, n_resam
     `statistic` gets the resamples side by side, shape (n_resamples, sum n_s), and reduces the last axis.
     """
     where = "stratified_bootstrap"
-    n_resamples = _check_resamples(where, n_resamples)
+    n_resamples = check_positive_int(where, "n_resamples", n_resamples)
     strata = [_values(where, s) for s in values_by_stratum]
     if not strata:
         raise LeukoError(f"{where}: no strata")
@@ -150,9 +151,9 @@ def _run_values(run: Run, frames: dict, metrics: list[str], n_bins: int) -> dict
     """Each metric of every run (frames in (split_seed, seed) order), as compare computes them."""
     out = {m: [] for m in metrics}
     for pred in frames.values():
-        y, p, probs = compare.frame_codes(run, pred)
+        y, p, probs = frame_codes(run, pred)
         for m in metrics:
-            out[m].append(compare.observed_metric(m, y, p, probs, len(run.classes), n_bins))
+            out[m].append(observed_metric(m, y, p, probs, len(run.classes), n_bins))
     return {m: np.asarray(v) for m, v in out.items()}
 
 
@@ -173,7 +174,7 @@ def _summary_row(name: str, dataset: str, metric: str, values: np.ndarray, strat
     by_stratum = [values[s] for s in strata]
     mean_low, mean_high = _interval(stratified_bootstrap(by_stratum, _mean_rows, n_resamples, seed), confidence)
     iqm_low, iqm_high = _interval(stratified_bootstrap(by_stratum, _iqm_rows, n_resamples, seed), confidence)
-    return {"variant": name, "dataset": dataset, "metric": metric, "label": compare.METRIC_LABELS[metric],
+    return {"variant": name, "dataset": dataset, "metric": metric, "label": label(metric),
             "n_seeds": int(values.size), "n_images": n_images,
             "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if values.size > 1 else None,
             "mean_low": mean_low, "mean_high": mean_high,
@@ -196,14 +197,15 @@ def _check_request(runs: dict, reference: str, metrics, n_resamples: int, confid
     bad = [m for m in metrics if m not in METRICS]
     if not metrics or bad or len(set(metrics)) != len(metrics):
         raise LeukoError(f"{where}: metrics = {metrics!r} must be distinct names from {list(METRICS)}")
-    compare._check_settings(where, n_resamples, confidence)
-    return loaded, metrics, _check_n_bins(where, n_bins)
+    check_positive_int(where, "n_resamples", n_resamples)
+    check_confidence(where, confidence)
+    return loaded, metrics, check_positive_int(where, "n_bins", n_bins)
 
 
 def _plan(runs: dict[str, Run], reference: str, datasets: list[str] | None) -> tuple[list[str], list[dict]]:
     """The datasets to compare and the skipped ones with their reasons.
 
-    Explicit `datasets` must be evaluated by every run with shared seeds (else LeukoError from compare.match's
+    Explicit `datasets` must be evaluated by every run with shared seeds (else LeukoError from run_files.match's
     checks); without them every dataset that all runs evaluated with seeds shared with the reference is used.
     """
     ref = runs[reference]
@@ -215,9 +217,9 @@ def _plan(runs: dict[str, Run], reference: str, datasets: list[str] | None) -> t
             raise LeukoError(f"compare_variants: datasets = {datasets!r} lists a dataset twice")
         for d in datasets:
             for n in others:
-                if not set(compare._keys(runs[n], d)) & set(compare._keys(ref, d)):
-                    compare.match(runs[n], ref, d)  # raises: no shared (split_seed, seed)
-            compare._keys(ref, d)
+                if not set(dataset_keys(runs[n], d)) & set(dataset_keys(ref, d)):
+                    match(runs[n], ref, d)  # raises: no shared (split_seed, seed)
+            dataset_keys(ref, d)
         return datasets, []
     chosen, skipped = [], []
     for d in _dataset_order(set().union(*have.values())):
@@ -227,7 +229,7 @@ def _plan(runs: dict[str, Run], reference: str, datasets: list[str] | None) -> t
                             "reason": f"not evaluated by {', '.join(missing)}"})
             continue
         apart = [n for n in others
-                 if not set(compare._keys(runs[n], d)) & set(compare._keys(ref, d))]
+                 if not set(dataset_keys(runs[n], d)) & set(dataset_keys(ref, d))]
         if apart:
             skipped.append({"dataset": d, "variant": apart[0],
                             "reason": f"{', '.join(apart)} share(s) no (split_seed, seed) with {reference}"})
@@ -241,7 +243,7 @@ def _comparison(name: str, reference: str, dataset: str, pairs: list, boot: np.n
                 confidence: float, n_bins: int) -> dict:
     """One row of `comparisons` before Holm: difference, interval, p, probability of improvement."""
     hib = HIGHER_IS_BETTER[metric]
-    res = compare.summarize_bootstrap(boot, compare.observed_difference(pairs, metric, n_bins), metric, confidence,
+    res = summarize_bootstrap(boot, observed_difference(pairs, metric, n_bins), metric, confidence,
                                       seed)
     (xv, xs), (yv, ys) = x, y
     nx = xv.size
@@ -250,17 +252,17 @@ def _comparison(name: str, reference: str, dataset: str, pairs: list, boot: np.n
     pi_low, pi_high = _interval(pi_boot, confidence)
     sizes = sorted({p.n for p in pairs})
     return {"variant": name, "reference": reference, "dataset": dataset, "metric": metric,
-            "label": compare.METRIC_LABELS[metric], "higher_is_better": hib, "n_pairs": len(pairs),
+            "label": label(metric), "higher_is_better": hib, "n_pairs": len(pairs),
             "n_images": int(sizes[0]), "difference": res.difference, "low": res.low, "high": res.high,
             "p_variant_better": res.p_a_better, "p_reference_better": res.p_b_better,
             "p": bootstrap_p(boot), "p_holm": None, "verdict": None,
             "p_improvement": probability_of_improvement(xv, yv, hib), "pi_low": pi_low, "pi_high": pi_high}
 
 
-def _notes(runs: dict, reference: str, summary: list[dict], comparisons: list[dict], unmatched: list[str],
+def _notes(runs: dict, reference: str, summary: list[dict], comparisons: list[dict], left_out: list[str],
            n_resamples: int, alpha: float) -> list[str]:
     """Plain sentences on what limits the numbers: few runs, one split seed, too few resamples, unmatched seeds."""
-    notes = list(unmatched)
+    notes = list(left_out)
     few = sorted({(r["variant"], r["dataset"], r["n_seeds"]) for r in summary if r["n_seeds"] < FEW_SEEDS})
     if few:
         listed = "; ".join(f"{v} on {d}: {n}" for v, d, n in few)
@@ -299,10 +301,10 @@ def compare_variants(runs: dict[str, Run], reference: str, datasets: list[str] |
     runs, metrics, n_bins = _check_request(runs, reference, metrics, n_resamples, confidence, n_bins)
     chosen, skipped = _plan(runs, reference, datasets)
     alpha = round(1 - float(confidence), 12)  # 0.05, not 0.050000000000000044
-    frames = {(n, d): compare.load_predictions(r, d) for d in chosen for n, r in runs.items()}
+    frames = {(n, d): load_predictions(r, d) for d in chosen for n, r in runs.items()}
     values = {key: _run_values(runs[key[0]], f, metrics, n_bins) for key, f in frames.items()}
     strata = {key: _strata(f) for key, f in frames.items()}
-    summary, comparisons, unmatched = [], [], []
+    summary, comparisons, left_out = [], [], []
     for name in runs:
         for d in chosen:
             for m in metrics:
@@ -312,13 +314,13 @@ def compare_variants(runs: dict[str, Run], reference: str, datasets: list[str] |
         if name == reference:
             continue
         for d in chosen:
-            pairs = compare.match(run, runs[reference], d, frames[(name, d)], frames[(reference, d)])
-            only_v, only_r = compare.unmatched(run, runs[reference], d)
+            pairs = match(run, runs[reference], d, frames[(name, d)], frames[(reference, d)])
+            only_v, only_r = unmatched(run, runs[reference], d)
             if only_v or only_r:
-                unmatched.append(f"On '{d}' {name} and {reference} share {len(pairs)} (split_seed, seed); "
+                left_out.append(f"On '{d}' {name} and {reference} share {len(pairs)} (split_seed, seed); "
                                  f"{len(only_v) + len(only_r)} unmatched run(s) are left out of the paired "
                                  f"comparison but kept in the summaries.")
-            boots = compare.bootstrap_metrics(pairs, metrics, n_resamples, seed, n_bins)
+            boots = bootstrap_metrics(pairs, metrics, n_resamples, seed, n_bins)
             for m in metrics:
                 comparisons.append(_comparison(name, reference, d, pairs, boots[m], m,
                                                (values[(name, d)][m], strata[(name, d)]),
@@ -334,7 +336,7 @@ def compare_variants(runs: dict[str, Run], reference: str, datasets: list[str] |
         "adjustment": "Holm", "alpha": alpha, "n_comparisons": len(comparisons),
         "interval_method": INTERVAL_METHOD, "p_method": P_METHOD,
         "summary": summary, "comparisons": comparisons, "skipped": skipped,
-        "notes": _notes(runs, reference, summary, comparisons, unmatched, n_resamples, alpha),
+        "notes": _notes(runs, reference, summary, comparisons, left_out, n_resamples, alpha),
     }
 
 

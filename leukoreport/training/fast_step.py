@@ -29,6 +29,8 @@ from fastai.optimizer import (
 )
 from fastai.torch_core import to_float
 
+__all__ = ["CPUAutocast", "DeviceSmoothLoss", "ForeachAdam", "LeanRecording"]
+
 
 class ForeachAdam(Optimizer):
     """fastai ``Adam`` (``decouple_wd=True``) with a grouped step; ``state_dict`` is interchangeable with it."""

@@ -13,6 +13,9 @@ from fasttransform import Transform
 
 from leukoreport.base.errors import LeukoError
 
+__all__ = ["LOG_ADJUST", "METHODS", "RGB_FROM_HED", "StainAugmentation", "StainJitter", "hed_jitter", "hed_matrices",
+           "hed_to_rgb", "hsv_jitter", "jitter", "rgb_to_hed", "stain_transforms", "strip_leukoreport"]
+
 METHODS = ("none", "hed", "hsv")
 # skimage.color.rgb_from_hed (Ruifrok & Johnston 2001): rows are the RGB optical densities of H, E and DAB
 RGB_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
@@ -23,8 +26,8 @@ LOG_ADJUST = -13.815510557964274  # ln(1e-6): skimage's optical-density unit and
 class StainAugmentation:
     """Config key ``stain_augmentation``: ``method`` none | hed | hsv and its ``strength`` σ in [0, 1]."""
 
-    method: str = "none"
-    strength: float = 0.05
+    method: str
+    strength: float
 
     def __post_init__(self):
         if self.method not in METHODS:

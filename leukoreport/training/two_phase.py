@@ -7,17 +7,23 @@ in a process that cannot import leukoreport.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import pandas as pd
 
-from leukoreport.training.stain_jitter import StainAugmentation, stain_transforms, strip_leukoreport
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import atomic_path
+from leukoreport.base.errors import LeukoError
 from leukoreport.base.step_log import eta_seconds, rough_duration
+from leukoreport.config.settings import schema_defaults, with_defaults
 from leukoreport.training.device import describe_device, resolve_device, resolve_precision
+from leukoreport.training.stain_jitter import StainAugmentation, stain_transforms, strip_leukoreport
+
+__all__ = ["Augmentation", "HISTORY_COLUMNS", "PhaseConfig", "PhaseResult", "TrainConfig", "batch_limit",
+           "build_learner", "epoch_line", "epoch_progress", "export_learner", "make_dataloaders", "train",
+           "train_phase"]
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "train_accuracy",
                    "seconds"]
@@ -35,70 +41,83 @@ class PhaseConfig:
 
 @dataclass
 class Augmentation:
-    """Arguments of fastai's ``aug_transforms`` (the paper's values are the defaults here)."""
+    """Arguments of fastai's ``aug_transforms`` (config key ``augmentation``; defaults in the schema)."""
 
-    max_rotate: float = 180.0
-    do_flip: bool = True
-    flip_vert: bool = True
-    min_scale: float = 0.75
-    max_zoom: float = 1.1
-    max_warp: float = 0.2
-    max_lighting: float = 0.5
-    p_affine: float = 0.75
-    p_lighting: float = 0.75
+    max_rotate: float
+    do_flip: bool
+    flip_vert: bool
+    min_scale: float
+    max_zoom: float
+    max_warp: float
+    max_lighting: float
+    p_affine: float
+    p_lighting: float
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run besides the data and the seed."""
+    """Everything that decides a training run besides the data and the seed (defaults: the config schema's)."""
 
-    size: int = 224
-    batch_size: int = 32
-    pretrained: bool = True
-    schedule: str = "one_cycle"
+    size: int
+    batch_size: int
+    pretrained: bool
+    schedule: str
+    augmentation: Augmentation
+    stain: StainAugmentation
+    num_workers: int
+    device: str
+    precision: str
+    channels_last: bool
+    deterministic: bool
+    max_batches: int | None  # benchmarks: at most N training and N validation batches per epoch
     phases: list[PhaseConfig] = field(default_factory=list)
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    stain: StainAugmentation = field(default_factory=StainAugmentation)  # none: the paper's recipe
-    num_workers: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    deterministic: bool = True
     lean_loop: bool = True  # fastfit: no host sync per batch, foreach Adam on CUDA (same mathematics)
-    max_batches: int | None = None  # benchmarks: at most N training and N validation batches per epoch
 
     @classmethod
-    def from_config(cls, config: dict) -> "TrainConfig":
-        """Build from the workflow's validated config dict."""
+    def from_config(cls, config: dict) -> TrainConfig:
+        """Build from the train params (keys of the workflow config); keys left out take the schema's defaults,
+        except ``stain_augmentation``, whose absence is an error."""
+        _require_stain(config)
+        filled, _ = with_defaults(config)
         phases = [
-            PhaseConfig(frozen=(name == "frozen"), **{k: config["phases"][name][k] for k in ("lr", "max_epochs", "patience")})
+            PhaseConfig(frozen=(name == "frozen"),
+                        **{k: filled["phases"][name][k] for k in ("lr", "max_epochs", "patience")})
             for name in ("frozen", "unfrozen")
         ]
+        return cls.from_filled(filled, phases=phases)
+
+    @classmethod
+    def defaults(cls, **changes: Any) -> TrainConfig:
+        """The schema's defaults (no phases), with ``changes`` applied: for code and tests outside the workflow."""
+        return replace(cls.from_filled(schema_defaults()), **changes)
+
+    @classmethod
+    def from_filled(cls, config: dict, phases: list[PhaseConfig] | None = None) -> TrainConfig:
+        """From a config whose every key is present (the schema's defaults filled in)."""
         return cls(
             size=config["size"],
             batch_size=config["batch_size"],
             pretrained=config["pretrained"],
             schedule=config["schedule"],
-            phases=phases,
+            phases=phases or [],
             augmentation=Augmentation(**config["augmentation"]),
-            stain=_stain_config(config),
+            stain=StainAugmentation(**config["stain_augmentation"]),
             num_workers=config["num_workers"],
             device=config["device"],
-            precision=config.get("precision", "fp32"),
-            channels_last=config.get("channels_last", False),
-            deterministic=config.get("deterministic", True),
-            max_batches=config.get("max_batches"),
+            precision=config["precision"],
+            channels_last=config["channels_last"],
+            deterministic=config["deterministic"],
+            max_batches=config["max_batches"],
         )
 
 
-def _stain_config(config: dict) -> StainAugmentation:
-    """``stain_augmentation`` of the train params; its absence is an error, never a silent default."""
+def _require_stain(config: dict) -> None:
+    """``stain_augmentation`` of the train params must be there and well formed, never a silent default."""
     if "stain_augmentation" not in config:
         raise LeukoError("config key stain_augmentation: missing from the training parameters")
     value = config["stain_augmentation"]
     if not isinstance(value, dict) or set(value) - {"method", "strength"}:
         raise LeukoError(f"config key stain_augmentation: expected {{method, strength}}, got {value!r}")
-    return StainAugmentation(**value)
 
 
 @dataclass
@@ -364,7 +383,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     """Seed everything, train both phases, and return ``(learner, history, info)``; ``progress`` gets one line
     per epoch (``epoch_line``).
 
-    With ``cache`` (a ``fastload.ImageCache`` of the split) the images come from it; the returned learner
+    With ``cache`` (a ``data.image_cache.ImageCache`` of the split) the images come from it; the returned learner
     holds the usual file-based DataLoaders either way, so that its export loads with ``load_learner`` alone.
     """
     import torch
@@ -384,7 +403,7 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         from leukoreport.training.fast_step import ForeachAdam as opt_func
     learn = build_learner(dls, cfg.pretrained, opt_func)
     if cache is not None:
-        from leukoreport.data.image_cache import cached_dataloaders
+        from leukoreport.training.cached_loader import cached_dataloaders
 
         learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
     extra = _speed_callbacks(precision, cfg.channels_last, cfg.lean_loop, device)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from leukoreport.base.errors import LeukoError
 
+__all__ = ["ARCH", "WEIGHTS_NAME", "WeightsInfo", "check_weights", "download_file", "sha256", "weights_path",
+           "weights_problem", "weights_url"]
+
 ARCH = "resnet18"
 WEIGHTS_NAME = "IMAGENET1K_V1"
 
@@ -51,7 +54,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, dest: Path, timeout: float) -> None:
+def download_file(url: str, dest: Path, timeout: float) -> None:
     """Download ``url`` to ``dest`` through a temporary file, giving up after ``timeout`` seconds per read."""
     import torch
 
@@ -64,6 +67,24 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         socket.setdefaulttimeout(previous)
 
 
+def weights_problem(path: Path, digest: str) -> str | None:
+    """Why the weights file is not torchvision's ResNet18 file, or None when it is (``digest``: its SHA-256)."""
+    import torch
+    from torch.hub import HASH_REGEX
+    from torchvision.models import resnet18
+
+    match = HASH_REGEX.search(path.name)
+    if match and not digest.startswith(match.group(1)):
+        return (f"SHA-256 starts with {digest[:len(match.group(1))]}, the file name promises {match.group(1)}: "
+                "damaged or not torchvision's file (delete it and run 'leukoreport weights --download')")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        resnet18(weights=None).load_state_dict(state)
+    except Exception as exc:
+        return f"not a ResNet18 state dict ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return None
+
+
 def check_weights(pretrained: bool, download: bool = True, timeout: float = 20.0) -> WeightsInfo:
     """Make sure the ImageNet weights are cached when ``pretrained``; fail early with a one-line error if not."""
     if not pretrained:
@@ -71,7 +92,7 @@ def check_weights(pretrained: bool, download: bool = True, timeout: float = 20.0
     path = weights_path()
     if not path.is_file() and download:
         try:
-            _download(weights_url(), path, timeout)
+            download_file(weights_url(), path, timeout)
         except Exception as exc:  # no network, proxy, timeout: all mean "not available here"
             reason = f"{type(exc).__name__}: {exc}"
             raise LeukoError(

@@ -1,27 +1,26 @@
-from snakemake.utils import validate
+from dataclasses import asdict
 
 from leukoreport.config.checks import check_config, exit_on_error
 from leukoreport.config.provenance import external_paths
-from leukoreport.stats.run_tables import run_keys, run_label
+from leukoreport.config.settings import ShiftSettings
 from leukoreport.config.variants import reference_variant, variant_configs
+from leukoreport.stats.run_tables import run_keys, run_label
 
 # Recipe variants (config key `variants`): each variant's runs, summaries and diagnostics live under
 # results/variants/{variant}/ with the same layout as results/ of a single-recipe run; data, splits, caches,
 # the leakage audit and image statistics stay shared under results/.
 # A config error is one line `error: config key ...` and exit status 1.
 with exit_on_error():
-    check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    config.update(
+        check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    )
     VARIANTS = variant_configs(
         config, workflow.source_path("../schemas/config.schema.yaml")
     )
 
 
-validate(config, schema="../schemas/config.schema.yaml")
-
 REFERENCE = reference_variant(config)
 ROOT = "results/variants/{variant}" if VARIANTS else "results"
-LOGS = f"{ROOT}/logs"
-BENCH = f"{ROOT}/benchmarks"
 
 
 SPLITS = [int(s) for s in config["split_seeds"]]
@@ -150,19 +149,8 @@ def stats_images(wildcards):
 
 
 def shift_settings():
-    """The embedding diagnostics' settings (leukoreport.stats.validity.ShiftSettings) as a plain dict."""
-    dom, ood = VALIDITY["domain_classifier"], VALIDITY["ood"]
-    return {
-        "domain": dom["enabled"],
-        "folds": dom["folds"],
-        "max_per_side": dom["max_per_side"],
-        "permutations": dom["permutations"],
-        "components": dom["components"],
-        "ood": ood["enabled"],
-        "k": ood["k"],
-        "confidence": config["confidence_level"],
-        "seed": config["bootstrap_seed"],
-    }
+    """The embedding diagnostics' settings (leukoreport.config.settings.ShiftSettings) as a plain dict."""
+    return asdict(ShiftSettings.from_config(config))
 
 
 def validity_on(kind):

@@ -1,7 +1,11 @@
 rule compare:
     input:
         f"{ROOT}/summary/metrics.csv",
-        templates=["templates/compare.html.j2", "templates/compare.css"],
+        templates=[
+            "templates/compare.html.j2",
+            "templates/base.html.j2",
+            "templates/style.css",
+        ],
     output:
         json=f"{ROOT}/compare/compare.json",
         html=f"{ROOT}/compare/compare.html",

@@ -58,6 +58,6 @@ rule external:
         mem_mb=1000,
         runtime=10,
     params:
-        aliases=config.get("class_aliases", {}),
+        aliases=config["class_aliases"],
     script:
         "../scripts/external.py"

@@ -58,9 +58,10 @@ rule report_html:
         variants=variants_outputs(),
         templates=[
             "templates/report.html.j2",
-            "templates/validity.html.j2",
-            "templates/variants.html.j2",
-            "templates/report.css",
+            "templates/base.html.j2",
+            "templates/partials/validity.html.j2",
+            "templates/partials/variants.html.j2",
+            "templates/style.css",
         ],
     output:
         "results/report/report.html",
@@ -81,8 +82,9 @@ rule report_html:
         datasets=DATASETS,
         variants=VARIANTS,
         reference=REFERENCE,
+        document="report",
     script:
-        "../scripts/report_html.py"
+        "../scripts/render_html.py"
 
 
 rule summary_html:
@@ -110,7 +112,11 @@ rule summary_html:
         ),
         training=every(runs("train.json")),
         variants=variants_outputs(),
-        templates=["templates/summary.html.j2", "templates/summary.css"],
+        templates=[
+            "templates/summary.html.j2",
+            "templates/base.html.j2",
+            "templates/style.css",
+        ],
     output:
         "results/report/summary.html",
     log:
@@ -130,8 +136,9 @@ rule summary_html:
         datasets=DATASETS,
         variants=VARIANTS,
         reference=REFERENCE,
+        document="summary",
     script:
-        "../scripts/summary_html.py"
+        "../scripts/render_html.py"
 
 
 rule report_pdf:

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from leukoreport.data.image_cache import split_cache
 from leukoreport.base.step_log import step_log
+from leukoreport.data.image_cache import split_cache
 
 with step_log(snakemake.log[0]):
     split = pd.read_csv(snakemake.input[0], dtype={"path": str})

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from leukoreport.compare import compare_runs, write_comparison
 from leukoreport.base.errors import LeukoError
 from leukoreport.base.step_log import step_log
+from leukoreport.compare import compare_runs, write_comparison
 
 with step_log(snakemake.log[0]):
     if not snakemake.params.other:

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from leukoreport.base.step_log import step_log
 from leukoreport.data.embeddings import save_embeddings, train_sample
 from leukoreport.inference.evaluate import load_model, predict_with_features
-from leukoreport.base.step_log import step_log
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:

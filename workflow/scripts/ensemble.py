@@ -2,10 +2,11 @@
 
 import pandas as pd
 
-from leukoreport.stats.baselines import add_baselines
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
-from leukoreport.stats.metrics import Uncertainty, compute_metrics, prediction_classes, read_predictions
+from leukoreport.config.settings import Uncertainty
+from leukoreport.stats.baselines import add_baselines
+from leukoreport.stats.metrics import compute_metrics, prediction_classes, read_predictions
 from leukoreport.stats.robustness import ensemble
 
 with step_log(snakemake.log[0]):

@@ -3,12 +3,13 @@ for the predictions) and score it."""
 
 import pandas as pd
 
-from leukoreport.stats.baselines import add_baselines
-from leukoreport.data.embeddings import save_embeddings
-from leukoreport.inference.evaluate import load_model, predict_with_features
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
-from leukoreport.stats.metrics import Uncertainty, compute_metrics
+from leukoreport.config.settings import Uncertainty
+from leukoreport.data.embeddings import save_embeddings
+from leukoreport.inference.evaluate import load_model, predict_with_features
+from leukoreport.stats.baselines import add_baselines
+from leukoreport.stats.metrics import compute_metrics
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:

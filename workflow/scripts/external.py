@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from leukoreport.config.class_names import mapping_rows, match_classes, relabel
-from leukoreport.data.images import discover
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
+from leukoreport.config.class_names import mapping_rows, match_classes, relabel
+from leukoreport.data.images import discover
 
 with step_log(snakemake.log[0]):
     split = pd.read_csv(snakemake.input.split, dtype=str, keep_default_na=False)

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from leukoreport.inference.evaluate import load_model
 from leukoreport.base.atomic_io import write_csv
 from leukoreport.base.step_log import step_log
+from leukoreport.inference.evaluate import load_model
+from leukoreport.inference.saliency import centre_share, gradcam_maps, saliency_rows
+from leukoreport.report.figures.saliency import plot_saliency_gallery
 from leukoreport.stats.metrics import prediction_classes, read_predictions
-from leukoreport.inference.saliency import centre_share, gradcam_maps, plot_saliency_gallery, saliency_rows
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]):

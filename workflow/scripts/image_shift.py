@@ -3,8 +3,9 @@
 import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv
-from leukoreport.data.image_stats import plot_distributions, shift_table
 from leukoreport.base.step_log import step_log
+from leukoreport.data.image_stats import shift_table
+from leukoreport.report.figures.image_shift import plot_distributions
 
 with step_log(snakemake.log[0]):
     train, data = pd.read_csv(snakemake.input.train), pd.read_csv(snakemake.input.data)

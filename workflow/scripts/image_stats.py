@@ -3,8 +3,8 @@
 import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv
-from leukoreport.data.image_stats import statistics_table
 from leukoreport.base.step_log import step_log
+from leukoreport.data.image_stats import statistics_table
 
 with step_log(snakemake.log[0]):
     images = pd.read_csv(snakemake.input.images)

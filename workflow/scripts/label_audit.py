@@ -1,8 +1,9 @@
 """Suspected label errors of one dataset from the seed ensemble's probabilities (cleanlab); nothing is relabelled."""
 
 from leukoreport.base.atomic_io import write_csv, write_json
-from leukoreport.stats.label_audit import audit_summary, find_suspects, plot_suspects
 from leukoreport.base.step_log import step_log
+from leukoreport.report.figures.label_audit import plot_suspects
+from leukoreport.stats.label_audit import audit_summary, find_suspects
 from leukoreport.stats.metrics import prediction_classes, read_predictions
 
 with step_log(snakemake.log[0]):

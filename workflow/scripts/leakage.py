@@ -2,16 +2,18 @@
 
 import pandas as pd
 
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import write_csv, write_json
-from leukoreport.data.leakage import audit, failure_message, format_pairs
+from leukoreport.base.errors import LeukoError
 from leukoreport.base.step_log import step_log
+from leukoreport.data.leakage import audit, failure_message, format_pairs
 
 with step_log(snakemake.log[0]):
     split = pd.read_csv(snakemake.input.split, dtype=str)
-    externals = {name: pd.read_csv(path, dtype=str) for name, path in zip(snakemake.params.names, snakemake.input.external)}
+    externals = {name: pd.read_csv(path, dtype=str)
+                 for name, path in zip(snakemake.params.names, snakemake.input.external)}
     table, pairs, summary = audit(split, externals, ".", snakemake.params.max_distance, snakemake.params.hash_size)
-    print(f"{summary.n_images} images hashed; {summary.n_pairs} pair(s): {summary.n_exact} exact, {summary.n_near} near")
+    print(f"{summary.n_images} images hashed; {summary.n_pairs} pair(s): {summary.n_exact} exact, "
+          f"{summary.n_near} near")
     if len(pairs):
         print(format_pairs(pairs))
     if snakemake.params.action == "fail" and summary.n_pairs:

@@ -1,13 +1,13 @@
 """Confusion matrix, per-class scores, reliability diagram, top losses and error gallery of one seed on one dataset."""
 
-import json
-
-from leukoreport.report.figures.common import plot_confusion, plot_error_gallery, plot_per_class, plot_reliability, plot_top_losses
+from leukoreport.base.atomic_io import read_json
 from leukoreport.base.step_log import step_log
+from leukoreport.report.figures.dataset import plot_confusion, plot_per_class, plot_reliability
+from leukoreport.report.figures.galleries import plot_error_gallery, plot_top_losses
 from leukoreport.stats.metrics import read_predictions
 
 with step_log(snakemake.log[0]):
-    metrics = json.loads(open(snakemake.input.metrics).read())
+    metrics = read_json(snakemake.input.metrics)
     predictions = read_predictions(snakemake.input.predictions, metrics["classes"])
     plot_confusion(metrics, snakemake.output.confusion)
     plot_per_class(metrics, snakemake.output.per_class)

@@ -4,7 +4,7 @@ import pandas as pd
 
 from leukoreport.base.atomic_io import read_json
 from leukoreport.base.step_log import step_log
-from leukoreport.stats.shift import plot_ood_bands, plot_risk_coverage
+from leukoreport.report.figures.validity import plot_ood_bands, plot_risk_coverage
 
 with step_log(snakemake.log[0]):
     names = snakemake.params.datasets

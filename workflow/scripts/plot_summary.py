@@ -2,8 +2,9 @@
 
 import pandas as pd
 
-from leukoreport.report.figures.common import plot_confusion, plot_seed_curves
 from leukoreport.base.step_log import step_log
+from leukoreport.report.figures.dataset import plot_confusion
+from leukoreport.report.figures.training import plot_seed_curves
 from leukoreport.stats.run_tables import read_metrics, summed_confusion
 
 with step_log(snakemake.log[0]):

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from leukoreport.report.figures.variants import plot_improvement, plot_variant_intervals
 from leukoreport.base.step_log import step_log
+from leukoreport.report.figures.variants import plot_improvement, plot_variant_intervals
 
 with step_log(snakemake.log[0]):
     out = Path(snakemake.output[0])

@@ -1,16 +1,12 @@
 """How much the results depend on the seed: per-run table, spread, per-image agreement, ensemble."""
 
-import json
-
-import pandas as pd
-
-from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.base.atomic_io import read_json, write_csv, write_json
 from leukoreport.base.step_log import step_log
 from leukoreport.stats.robustness import robustness_files
 
 with step_log(snakemake.log[0]):
-    metrics = [json.loads(open(path).read()) for path in snakemake.input.metrics]
-    ensembles = [json.loads(open(path).read()) for path in snakemake.input.ensemble]
+    metrics = [read_json(path) for path in snakemake.input.metrics]
+    ensembles = [read_json(path) for path in snakemake.input.ensemble]
     seeds, summary, agreement, disagreement = robustness_files(
         metrics, list(snakemake.input.predictions), ensembles, snakemake.params.confidence)
     write_csv(seeds, snakemake.output.seeds)

@@ -1,10 +1,11 @@
 """Domain classifier, nearest-neighbour OOD scores and risk-coverage of one run on every dataset."""
 
-from leukoreport.data.embeddings import load_embeddings
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
+from leukoreport.config.settings import ShiftSettings
+from leukoreport.data.embeddings import load_embeddings
 from leukoreport.stats.metrics import prediction_classes, read_predictions
-from leukoreport.stats.validity import ShiftSettings, run_shift
+from leukoreport.stats.validity import run_shift
 
 with step_log(snakemake.log[0]):
     names = list(snakemake.params.datasets)

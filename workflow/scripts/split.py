@@ -1,8 +1,9 @@
 """Discover and check the training images, then write the stratified split."""
 
-from leukoreport.data.images import discover, stratified_split, subsample
 from leukoreport.base.atomic_io import write_csv
 from leukoreport.base.step_log import step_log
+from leukoreport.data.images import discover
+from leukoreport.data.split import stratified_split, subsample
 
 with step_log(snakemake.log[0]):
     images = discover(snakemake.input[0])

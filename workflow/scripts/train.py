@@ -4,14 +4,15 @@ import json
 
 import pandas as pd
 
-from leukoreport.data.image_cache import load_cache
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
+from leukoreport.data.image_cache import load_cache
 from leukoreport.training.two_phase import TrainConfig, export_learner, train
 
 with step_log(snakemake.log[0]) as log:
     split = pd.read_csv(snakemake.input.split)
-    weights = json.loads(open(snakemake.input.weights).read())
+    with open(snakemake.input.weights) as fh:
+        weights = json.loads(fh.read())
     cfg = TrainConfig.from_config(snakemake.params.train)
     cache = load_cache(snakemake.input.cache) if snakemake.input.cache else None
     learn, history, info = train(split, cfg, int(snakemake.wildcards.seed), snakemake.threads, weights["init"], cache,

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from leukoreport.compare import load_run
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
+from leukoreport.stats.run_files import load_run
 from leukoreport.stats.verdicts import compare_variants, variant_tables
 
 with step_log(snakemake.log[0]):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from leukoreport.compare import HIGHER_IS_BETTER, METRIC_LABELS
-from leukoreport.report.figures.common import WIDE_STYLE, _save, plt  # matplotlib with the Agg backend
+import matplotlib.pyplot as plt
 
-VERDICT_COLOURS = {"better": "#1a7f37", "worse": "#b42318", "no difference detected": "#333333", None: "#777777"}
+from leukoreport.base import metric_catalogue
+from leukoreport.report.figures import style
+from leukoreport.report.figures.style import WIDE_STYLE
+from leukoreport.report.verdict_style import verdict_style
+
+__all__ = ["PANELS_PER_ROW", "plot_improvement", "plot_variant_intervals"]
+
 PANELS_PER_ROW = 3
 
 
@@ -43,7 +48,7 @@ def plot_variant_intervals(result: dict, metric: str, out: str | Path) -> None:
         for ax, dataset in zip(axes, datasets):
             for y, variant in enumerate(variants):
                 r = rows[(variant, dataset)]
-                colour = VERDICT_COLOURS[verdicts.get((variant, dataset))]
+                colour = verdict_style(verdicts.get((variant, dataset))).colour
                 values = [100 * v for v in r["values"]]
                 ax.scatter(values, [y + 0.18] * len(values), s=18, color="#888888", zorder=2)
                 ax.plot([100 * r["mean_low"], 100 * r["mean_high"]], [y, y], color=colour, lw=3, zorder=3)
@@ -51,10 +56,10 @@ def plot_variant_intervals(result: dict, metric: str, out: str | Path) -> None:
                 ax.scatter([100 * r["iqm"]], [y - 0.18], s=36, marker="D", facecolor="white", edgecolor=colour,
                            zorder=4)
             _label_panel(ax, [f"{v} (ref.)" if v == result["reference"] else v for v in variants], dataset,
-                         f"{METRIC_LABELS.get(metric, metric)} (%)"
-                         + ("" if HIGHER_IS_BETTER.get(metric, True) else ", lower is better"))
+                         f"{metric_catalogue.label(metric)} (%)"
+                         + ("" if metric_catalogue.higher_is_better(metric) else ", lower is better"))
         fig.tight_layout()
-        _save(fig, out)
+        style.save_figure(fig, out)
 
 
 def plot_improvement(result: dict, out: str | Path) -> None:
@@ -71,12 +76,12 @@ def plot_improvement(result: dict, out: str | Path) -> None:
                 c = index.get((variant, dataset, metric))
                 if c is None:
                     continue
-                colour = VERDICT_COLOURS[c["verdict"]]
+                colour = verdict_style(c["verdict"]).colour
                 ax.plot([c["pi_low"], c["pi_high"]], [y, y], color=colour, lw=2.5)
                 ax.scatter([c["p_improvement"]], [y], s=30, color=colour, zorder=3)
             ax.axvline(0.5, color="#999999", lw=1, ls="--")
             ax.set_xlim(-0.02, 1.02)
-            _label_panel(ax, [f"{v}: {METRIC_LABELS.get(m, m)}" for v, m in labels], dataset,
+            _label_panel(ax, [f"{v}: {metric_catalogue.label(m)}" for v, m in labels], dataset,
                          f"P(variant beats {result['reference']})")
         fig.tight_layout()
-        _save(fig, out)
+        style.save_figure(fig, out)

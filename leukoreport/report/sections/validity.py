@@ -6,14 +6,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoreport.base.errors import LeukoError
 from leukoreport.base.atomic_io import read_json
-from leukoreport.report.number_format import DASH, _missing, estimate, gap_estimate, num, pct1
+from leukoreport.base.errors import LeukoError
+from leukoreport.base.validation import require_columns
+from leukoreport.report.gallery_rows import GALLERY_META, left_out_text
+from leukoreport.report.limits import REPORT_LIMITS
+from leukoreport.report.number_format import DASH, estimate, gap_estimate, is_missing, num, pct1
+from leukoreport.report.read_results import shown_path
 from leukoreport.stats.run_tables import RunKey, run_folder
 from leukoreport.stats.validity import COVERAGES, VALIDITY_COLUMNS
 
+__all__ = ["LABEL_ROWS", "SHIFT_ROWS", "STAT_NAMES", "baseline_cells", "read_validity", "summary_external",
+           "validity_by_set", "validity_section"]
+
 SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
-LABEL_ROWS = 10  # suspected label errors listed per set unless report_limits.label_rows says (all in label_issues.csv)
+LABEL_ROWS = REPORT_LIMITS["label_rows"]  # suspected label errors listed per set (all in label_issues.csv)
 STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue", "sd_r": "SD red",
               "sd_g": "SD green", "sd_b": "SD blue", "brightness": "brightness", "contrast": "contrast",
               "saturation": "saturation", "sharpness": "sharpness (Laplacian variance)", "width": "width (px)",
@@ -32,19 +39,18 @@ def read_validity(results_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise LeukoError(f"{path.as_posix()}: file not found (written by the validity_summary rule)")
     table = pd.read_csv(path, dtype={"dataset": str, "majority_class": str})
-    missing = [c for c in VALIDITY_COLUMNS if c not in table.columns]
-    if missing:
-        raise LeukoError(f"{path.as_posix()}: missing column(s) {missing}")
+    require_columns(path.as_posix(), table, VALIDITY_COLUMNS)
     return table
 
 
 def baseline_cells(row) -> dict:
     """Majority and training-prior baselines and the gain over majority (a validity.csv row or a metrics.json
     ``baselines`` dict), formatted for a table row."""
-    if _missing(row.get("majority_accuracy")):
+    if is_missing(row.get("majority_accuracy")):
         return {"majority": DASH, "majority_class": DASH, "prior": DASH, "gain": DASH, "below": False}
     return {"majority": pct1(row["majority_accuracy"]), "majority_class": str(row["majority_class"]),
-            "prior": pct1(row["prior_accuracy"]), "gain": str(gap_estimate(row["gain"], row["gain_low"], row["gain_high"])),
+            "prior": pct1(row["prior_accuracy"]),
+            "gain": str(gap_estimate(row["gain"], row["gain_low"], row["gain_high"])),
             "below": bool(row["gain_high"] < 0)}
 
 
@@ -65,8 +71,6 @@ def _image_shift(results_dir: Path, split: int, name: str, uri) -> dict | None:
 def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LABEL_ROWS) -> dict | None:
     """One set's suspected label errors: counts, the first `limit` suspects as table rows, the gallery and the
     sentences saying what either leaves out."""
-    from leukoreport.report.figures.common import GALLERY_META, left_out_text  # lazy: matplotlib only when there is an audit
-
     folder = results_dir / "splits" / str(split) / "validity" / name
     spath = folder / "label_audit.json"
     if not spath.is_file():
@@ -75,9 +79,7 @@ def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LAB
     table = pd.read_csv(folder / "label_issues.csv", dtype={"path": str, "given": str, "suggested": str})
     suspects = table[table["suspected"].astype(bool)]
     pages = sorted((folder / "label_issues").glob("page-*.png"))
-    csv = folder / "label_issues.csv"  # named as report._shown_path names files
-    listed_in = (csv if not results_dir.is_absolute()
-                 else Path(results_dir.name) / csv.relative_to(results_dir)).as_posix()
+    listed_in = shown_path(folder / "label_issues.csv", results_dir)
     meta_path = folder / "label_issues" / GALLERY_META
     meta = read_json(meta_path) if meta_path.is_file() else {}
     gallery_note = left_out_text(int(meta["shown"]), int(meta["total"]), "suspected label errors", listed_in) \
@@ -126,7 +128,8 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
     for name in datasets:
         rows = []
         for key in keys:
-            sel = table[(table["split_seed"] == key.split_seed) & (table["seed"] == key.seed) & (table["dataset"] == name)]
+            sel = table[(table["split_seed"] == key.split_seed) & (table["seed"] == key.seed)
+                        & (table["dataset"] == name)]
             if len(sel) != 1:
                 raise LeukoError(f"{(results_dir / 'summary' / 'validity.csv').as_posix()}: {len(sel)} rows for "
                                  f"{key.label}, dataset '{name}' (expected 1)")
@@ -135,7 +138,8 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
             rows.append({"label": key.label, "n": int(r["n"]),
                          "accuracy": str(estimate(r["accuracy"], r["accuracy_low"], r["accuracy_high"])),
                          **baseline_cells(r), "auc": _auc(r),
-                         "median_percentile": DASH if _missing(r["median_percentile"]) else f"{r['median_percentile']:.0f}",
+                         "median_percentile": DASH if is_missing(r["median_percentile"])
+                         else f"{r['median_percentile']:.0f}",
                          "beyond": pct1(r["share_beyond_test"]), "aurc": num(r["aurc"], 3), **at})
         saliency = [_saliency(run_folder(results_dir, k) / name, k, uri) for k in keys
                     if (run_folder(results_dir, k) / name / "saliency.png").is_file()]
@@ -180,7 +184,7 @@ def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
         acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
             estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
         maj = rows["majority_accuracy"].iloc[0]
-        if _missing(maj):
+        if is_missing(maj):
             out[str(name)] = f"{subject}."
             continue
         base = f"the majority baseline {pct1(maj)} (always '{rows['majority_class'].iloc[0]}')"

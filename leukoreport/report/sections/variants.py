@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leukoreport.compare import METRIC_LABELS, p_value
-from leukoreport.report.figures.common import report_limits
-from leukoreport.report.number_format import DASH, estimate, gap_estimate, pct1
-from leukoreport.report.build import (RunInfo, build_context, config_yaml, png_data_uri, run_keys, seed_sections,
-                                summary_context, _summary_tables)
+from leukoreport.base import metric_catalogue
 from leukoreport.config.variants import variant_root
+from leukoreport.report.build import build_context, summary_context
+from leukoreport.report.limits import report_limits
+from leukoreport.report.number_format import DASH, estimate, gap_estimate, pct1
+from leukoreport.report.read_results import summary_tables
+from leukoreport.report.render import png_data_uri
+from leukoreport.report.run_facts import RunInfo
+from leukoreport.report.sections.run_summary import config_yaml
+from leukoreport.report.sections.runs import seed_sections
+from leukoreport.report.verdict_style import verdict_style
+from leukoreport.stats.paired import p_value
+from leukoreport.stats.run_tables import run_keys
 
-VERDICT_CLASS = {"better": "better", "worse": "worse", "no difference detected": "none"}
+__all__ = ["overrides_text", "summary_table", "variants_report_context", "variants_section",
+           "variants_summary_context", "verdict_text"]
 
 
 def _flatten(overrides: dict, prefix: str = "") -> list[str]:
@@ -34,7 +42,7 @@ def _index(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
 
 def _title(metric: str) -> str:
     """'balanced accuracy' -> 'Balanced accuracy'; 'ECE' stays as it is."""
-    label = METRIC_LABELS.get(metric, metric)
+    label = metric_catalogue.label(metric)
     return label[0].upper() + label[1:]
 
 
@@ -46,10 +54,9 @@ def verdict_text(comparison: dict) -> str:
 
 def _cell(summary: dict, comparison: dict | None) -> dict:
     """One table cell: mean [interval] over seeds and the verdict against the reference."""
-    verdict = comparison["verdict"] if comparison else "reference"
     return {"mean": str(estimate(summary["mean"], summary["mean_low"], summary["mean_high"])),
-            "verdict": verdict_text(comparison) if comparison else verdict,
-            "css": VERDICT_CLASS.get(verdict, "reference"),
+            "verdict": verdict_text(comparison) if comparison else "reference",
+            "css": verdict_style(comparison["verdict"] if comparison else None).css,
             "difference": str(gap_estimate(comparison["difference"], comparison["low"], comparison["high"]))
             if comparison else DASH}
 
@@ -67,7 +74,7 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
         rows = [{"variant": v, "is_reference": v == reference,
                  "cells": [_cell(summary[(v, d, m)], comparisons.get((v, d, m))) for d in datasets]}
                 for v in result["variants"]]
-        tables.append({"metric": m, "label": METRIC_LABELS.get(m, m), "title": _title(m), "rows": rows,
+        tables.append({"metric": m, "label": metric_catalogue.label(m), "title": _title(m), "rows": rows,
                        "lower_better": m == "ece"})
     detail = []
     for d in datasets:
@@ -77,18 +84,18 @@ def variants_section(result: dict, overrides: dict[str, dict], figures_dir: str 
                 continue
             for m in metrics:
                 c, s = comparisons[(v, d, m)], summary[(v, d, m)]
-                rows.append({"variant": v, "metric": METRIC_LABELS.get(m, m),
+                rows.append({"variant": v, "metric": metric_catalogue.label(m),
                              "mean_sd": f"{pct1(s['mean'])} ± {100 * s['sd']:.1f}" if s["sd"] is not None
                              else pct1(s["mean"]),
                              "iqm": str(estimate(s["iqm"], s["iqm_low"], s["iqm_high"])),
                              "difference": str(gap_estimate(c["difference"], c["low"], c["high"])),
                              "p_holm": p_value(c["p_holm"]), "verdict": verdict_text(c),
-                             "css": VERDICT_CLASS[c["verdict"]],
+                             "css": verdict_style(c["verdict"]).css,
                              "improvement": str(estimate(c["p_improvement"], c["pi_low"], c["pi_high"], "num"))})
         n_images = sorted({summary[(v, d, metrics[0])]["n_images"] for v in result["variants"]})
         detail.append({"dataset": d, "title": "Test split" if d == "test" else f"External set “{d}”",
                        "n_images": " or ".join(str(n) for n in n_images), "rows": rows})
-    intervals = [{"label": METRIC_LABELS.get(m, m), "title": _title(m),
+    intervals = [{"label": metric_catalogue.label(m), "title": _title(m),
                   "figure": uri(figures_dir / f"intervals_{m}.png")}
                  for m in metrics if (figures_dir / f"intervals_{m}.png").is_file()]
     improvement = figures_dir / "improvement.png"
@@ -115,12 +122,12 @@ def summary_table(result: dict, metric: str = "accuracy") -> dict:
     rows = []
     for v in result["variants"]:
         cells = [_cell(summary[(v, d, metric)], comparisons.get((v, d, metric))) for d in result["datasets"]]
-        others = [f"{METRIC_LABELS.get(m, m)} {verdict_text(c)} on {'test' if d == 'test' else d}"
+        others = [f"{metric_catalogue.label(m)} {verdict_text(c)} on {'test' if d == 'test' else d}"
                   for (name, d, m), c in comparisons.items()
                   if name == v and m != metric and c["verdict"] != "no difference detected"]
         rows.append({"variant": v, "is_reference": v == result["reference"], "cells": cells,
                      "others": "; ".join(others) or (DASH if v == result["reference"] else "none")})
-    return {"metric": METRIC_LABELS.get(metric, metric), "datasets": result["datasets"], "rows": rows,
+    return {"metric": metric_catalogue.label(metric), "datasets": result["datasets"], "rows": rows,
             "reference": result["reference"], "n_comparisons": result["n_comparisons"],
             "confidence": f"{100 * result['confidence']:g}%"}
 
@@ -152,7 +159,7 @@ def variants_report_context(shared_dir: str | Path, config: dict, variants: dict
     for name in variants:
         root = variant_root(name, shared)
         runs = context["seeds"] if name == reference else seed_sections(
-            root, keys, datasets, _summary_tables(root)[1], report_limits(variants[name]))
+            root, keys, datasets, summary_tables(root)[1], report_limits(variants[name]))
         _prefix_anchors(runs, name)
         for s in runs:
             s["number"], number = number, number + 1

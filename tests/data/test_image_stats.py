@@ -1,0 +1,184 @@
+"""Image statistics against direct numpy computations, the shift table and the figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import rgb_to_hsv
+from PIL import Image, ImageFilter
+from scipy import stats
+from skimage.color import rgb2hed
+
+from leukoreport.base.errors import LeukoError
+from leukoreport.data.image_stats import STATISTICS, image_statistics, shift_table, statistics_table
+from leukoreport.report.figures.image_shift import plot_distributions
+
+
+def expected(rgb: np.ndarray, width: int, height: int) -> dict:
+    """The statistics written out directly from an RGB float64 array in [0, 1]."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    lap = y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]
+    hed = rgb2hed(rgb)
+    return {"mean_r": np.mean(r), "mean_g": np.mean(g), "mean_b": np.mean(b),
+            "sd_r": np.std(r), "sd_g": np.std(g), "sd_b": np.std(b),
+            "brightness": np.mean(y), "contrast": np.std(y),
+            "saturation": np.mean(rgb_to_hsv(rgb)[..., 1]), "sharpness": np.var(lap),
+            "width": width, "height": height, "aspect": width / height,
+            "od_hematoxylin": np.mean(hed[..., 0]), "od_eosin": np.mean(hed[..., 1])}
+
+
+def assert_stats(got: dict, want: dict) -> None:
+    """Same keys in STATISTICS order and every value equal to 1e-9."""
+    assert list(got) == STATISTICS
+    for key in STATISTICS:
+        assert got[key] == pytest.approx(want[key], abs=1e-9, rel=1e-9), key
+
+
+def save_png(pixels: np.ndarray, path: Path) -> Path:
+    """Write a uint8 array as PNG and return the path."""
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.parametrize("shape,seed", [((32, 32), 0), ((24, 57), 1), ((61, 40), 2)])
+def test_statistics_match_direct_computation(tmp_path, shape, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    path = save_png(pixels, tmp_path / "img.png")
+    got = image_statistics(path)
+    assert_stats(got, expected(pixels / 255.0, shape[1], shape[0]))
+    assert isinstance(got["width"], int) and got["width"] == shape[1]
+
+
+def test_grey_has_zero_saturation_and_blur_lowers_sharpness(tmp_path):
+    grey = np.random.default_rng(3).integers(0, 256, (40, 40), dtype=np.uint8)
+    path = save_png(np.stack([grey] * 3, axis=-1), tmp_path / "grey.png")
+    assert image_statistics(path)["saturation"] == 0.0
+    pixels = np.random.default_rng(4).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    sharp = save_png(pixels, tmp_path / "sharp.png")
+    blurred = tmp_path / "blurred.png"
+    Image.open(sharp).filter(ImageFilter.GaussianBlur(2)).save(blurred)
+    assert image_statistics(blurred)["sharpness"] < image_statistics(sharp)["sharpness"]
+
+
+def test_black_pixels_count_as_zero_saturation(tmp_path):
+    pixels = np.zeros((10, 10, 3), dtype=np.uint8)
+    pixels[:5] = (255, 0, 0)
+    stats_ = image_statistics(save_png(pixels, tmp_path / "half.png"))
+    assert stats_["saturation"] == pytest.approx(0.5)
+
+
+def test_large_image_uses_thumbnail_but_original_size(tmp_path):
+    pixels = np.random.default_rng(5).integers(0, 256, (90, 150, 3), dtype=np.uint8)
+    path = save_png(pixels, tmp_path / "big.png")
+    thumb = Image.open(path).convert("RGB")
+    thumb.thumbnail((64, 64), Image.BILINEAR)
+    assert max(thumb.size) == 64
+    small = np.asarray(thumb, dtype=np.float64) / 255.0
+    got = image_statistics(path, max_side=64)
+    assert_stats(got, expected(small, 150, 90))
+    assert (got["width"], got["height"]) == (150, 90)
+    assert got != image_statistics(path)  # the full-size statistics differ
+
+
+def test_statistics_table_rows_and_columns(tmp_path):
+    rng = np.random.default_rng(6)
+    (tmp_path / "a").mkdir()
+    paths = []
+    for i in range(3):
+        save_png(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8), tmp_path / "a" / f"{i}.png")
+        paths.append(f"a/{i}.png")
+    table = statistics_table(paths, root=tmp_path)
+    assert list(table.columns) == ["path", *STATISTICS]
+    assert table["path"].tolist() == paths
+    assert table.loc[1, "mean_r"] == pytest.approx(image_statistics(tmp_path / "a/1.png")["mean_r"])
+    assert statistics_table([], root=tmp_path).columns.tolist() == ["path", *STATISTICS]
+
+
+def test_unreadable_file_raises(tmp_path):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    with pytest.raises(LeukoError) as info:
+        image_statistics(bad)
+    assert str(info.value).startswith(f"{bad}: cannot read image (")
+    missing = tmp_path / "missing.png"
+    with pytest.raises(LeukoError, match="cannot read image"):
+        image_statistics(missing)
+    with pytest.raises(LeukoError) as info:
+        statistics_table(["missing.png"], root=tmp_path)
+    assert str(info.value).startswith(str(missing))
+
+
+def random_frame(n: int, seed: int) -> pd.DataFrame:
+    """A statistics_table-like frame of random values."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.random((n, len(STATISTICS))), columns=STATISTICS)
+    frame["sharpness"] = rng.lognormal(-5, 1, n)
+    frame.insert(0, "path", [f"img_{i}.png" for i in range(n)])
+    return frame
+
+
+def test_shift_table_identical_and_shifted():
+    train = random_frame(60, 7)
+    same = shift_table(train, train.copy())
+    assert same.columns.tolist() == ["statistic", "train_mean", "train_sd", "set_mean", "set_sd",
+                                     "wasserstein", "wasserstein_sd", "ks", "ks_p"]
+    assert sorted(same["statistic"]) == sorted(STATISTICS)
+    assert (same["wasserstein"] == 0).all() and (same["ks"] == 0).all()
+    assert np.allclose(same["ks_p"], 1.0)
+
+    shifted = train.copy()
+    shifted["brightness"] += 0.2
+    table = shift_table(train, shifted)
+    top = table.iloc[0]
+    assert top["statistic"] == "brightness"
+    assert top["wasserstein"] == pytest.approx(0.2, abs=1e-12)
+    assert top["wasserstein"] == pytest.approx(
+        stats.wasserstein_distance(train["brightness"], shifted["brightness"]))
+    assert top["wasserstein_sd"] == pytest.approx(0.2 / np.std(train["brightness"]))
+    assert top["ks"] == pytest.approx(stats.ks_2samp(train["brightness"],
+                                                     shifted["brightness"]).statistic)
+    assert top["set_mean"] - top["train_mean"] == pytest.approx(0.2)
+
+
+def test_shift_table_constant_column_sorts_last_and_empty_raises():
+    train = random_frame(20, 8)
+    train["width"] = 360
+    other = random_frame(5, 9)
+    table = shift_table(train, other)
+    assert table.iloc[-1]["statistic"] == "width"
+    assert np.isnan(table.iloc[-1]["wasserstein_sd"])
+    assert table["wasserstein_sd"].iloc[:-1].is_monotonic_decreasing
+    with pytest.raises(LeukoError, match="training frame"):
+        shift_table(train.iloc[:0], other)
+    with pytest.raises(LeukoError, match="other frame"):
+        shift_table(train, other.iloc[:0])
+    with pytest.raises(LeukoError, match="missing column"):
+        shift_table(train.drop(columns="aspect"), other)
+
+
+def assert_png(path: Path) -> None:
+    """The file exists and opens as a PNG."""
+    assert path.is_file() and path.stat().st_size > 0
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+
+
+def test_plot_distributions_literal_name_and_one_image(tmp_path):
+    train = random_frame(40, 10)
+    train["aspect"] = 1.0  # a constant column
+    other = random_frame(25, 11)
+    out = tmp_path / "dist.png"
+    plot_distributions(train, other, r"$\frac{a}{b}$ and $5 and $6", out)
+    assert_png(out)
+    one = tmp_path / "one.png"
+    plot_distributions(train, other.iloc[:1], r"$\frac$ one", one)
+    assert_png(one)
+    four = tmp_path / "four.png"
+    plot_distributions(train, other, "subset", four, statistics=["brightness", "sharpness"])
+    assert_png(four)
+    with pytest.raises(LeukoError, match="other frame"):
+        plot_distributions(train, other.iloc[:0], "empty", tmp_path / "x.png")
