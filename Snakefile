@@ -21,6 +21,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/validity.smk"
 include: "workflow/rules/variants.smk"
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
 
@@ -31,3 +32,4 @@ rule all:
         "results/report/report.html",
         "results/report/report.pdf",
         "results/report/summary.pdf",
+        claims_outputs(),

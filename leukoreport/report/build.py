@@ -15,6 +15,7 @@ from leukoreport.report.model_card import limitations, model_card
 from leukoreport.report.read_results import summary_tables
 from leukoreport.report.render import png_data_uri
 from leukoreport.report.run_facts import RunInfo
+from leukoreport.report.sections.claims import checklist_section, claims_section, summary_claims
 from leukoreport.report.sections.data import data_section
 from leukoreport.report.sections.external import external_section
 from leukoreport.report.sections.leakage import leakage_section
@@ -32,12 +33,18 @@ TITLE = "Leukocyte classification — rerun report"
 
 
 def build_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
-                  run_info: RunInfo, shared_dir: str | Path | None = None) -> dict:
+                  run_info: RunInfo, shared_dir: str | Path | None = None,
+                  claims_dir: str | Path | None = None) -> dict:
     """Everything the template shows, formatted, from the files of docs/results.md.
 
-    `shared_dir` holds the splits, external lists, weights and leakage audit (default: `results_dir`).
+    `shared_dir` holds the splits, external lists, weights and leakage audit (default: `results_dir`); `claims_dir`
+    the claims files (default: `results_dir`/summary). Without claims.json the Claims section is left out and the
+    numbering starts at the run summary.
     """
     results_dir = Path(results_dir)
+    claims_dir = Path(claims_dir) if claims_dir is not None else results_dir / "summary"
+    claims = claims_section(claims_dir)
+    lead = 1 if claims else 0  # the Claims section comes first
     shared = Path(shared_dir) if shared_dir is not None else results_dir
     seeds = [int(s) for s in seeds]
     datasets = [str(d) for d in datasets]
@@ -54,7 +61,7 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         raise LeukoError("split_seeds: no split seeds to report")
     table, gaps = summary_tables(results_dir)
     seed_ctx = seed_sections(results_dir, keys, datasets, gaps, limits)
-    for number, s in enumerate(seed_ctx, start=9):
+    for number, s in enumerate(seed_ctx, start=9 + lead):
         s["number"] = number
     classes = seed_ctx[0]["datasets"][0]["per_class"]
     classes = [r["label"] for r in classes]
@@ -81,8 +88,11 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "classes": classes,
         "seeds": seed_ctx,
         "seed_groups": [{"title": None, "anchor": None, "seeds": seed_ctx}],
+        "claims": claims,
+        "checklist": checklist_section(claims_dir),
         "variants": None,
-        "shift": 0,
+        "lead": lead,  # sections before the run summary
+        "shift": lead,  # sections before the data section beyond the run summary (the Variants section adds one)
         "summary": side_by_side_section(seed_ctx, datasets),
         "leakage": leakage,
         "external": external,
@@ -94,9 +104,12 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
 
 
 def summary_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
-                    run_info: RunInfo, shared_dir: str | Path | None = None) -> dict:
-    """What the two-page summary shows, from the summary tables, train.json files and the leakage audit."""
+                    run_info: RunInfo, shared_dir: str | Path | None = None,
+                    claims_dir: str | Path | None = None) -> dict:
+    """What the two-page summary shows, from the summary tables, train.json files, the leakage audit and the claims
+    files (`claims_dir`, default `results_dir`/summary)."""
     results_dir = Path(results_dir)
+    claims = summary_claims(claims_section(Path(claims_dir) if claims_dir is not None else results_dir / "summary"))
     shared = Path(shared_dir) if shared_dir is not None else results_dir
     seeds = [int(s) for s in seeds]
     keys = run_keys(splits, seeds)
@@ -135,6 +148,8 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
         "limitations": limitations(filled, weights, data, table, leakage, keys, validity_by_set(validity),
                                    leakage_in_section=True),
+        "claims": claims,
+        "lead": 1 if claims else 0,  # the claims table is section 1 of the summary and of the report
         "variants": None,
         "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%",
     }

@@ -1,4 +1,5 @@
-"""How a verdict looks in the reports: its CSS class (HTML and PDF) and its colour (figures)."""
+"""How a verdict looks in the reports (a variant against the reference, a claim of the paper): its CSS class (HTML
+and PDF) and its colour (figures)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ VERDICT_STYLES: dict[str | None, VerdictStyle] = {
     "worse": VerdictStyle("worse", "#b42318", "#b42318"),
     "no difference detected": VerdictStyle("none", "#333333", "#555555"),
     None: VerdictStyle("reference", "#777777", "#555555"),
+    # verdicts on a paper's claims (stats.claims.VERDICTS): only the two decided ones are coloured
+    "reproduced": VerdictStyle("reproduced", "#1a7f37", "#1a7f37"),
+    "not reproduced": VerdictStyle("not-reproduced", "#b42318", "#b42318"),
+    "inconclusive": VerdictStyle("inconclusive", "#777777", "#555555"),
+    "not comparable": VerdictStyle("not-comparable", "#777777", "#555555"),
+    "not testable": VerdictStyle("not-testable", "#777777", "#555555"),
 }
 
 

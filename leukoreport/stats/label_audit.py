@@ -10,10 +10,39 @@ import pandas as pd
 from leukoreport.base.errors import LeukoError
 from leukoreport.stats.metrics import prob_columns
 
-__all__ = ["ARGMAX_RULE", "PRUNING", "audit_summary", "find_suspects"]
+__all__ = ["ARGMAX_RULE", "INFORMATIVE_RULE", "PRUNING", "audit_informative", "audit_summary", "find_suspects"]
 
 ARGMAX_RULE = "predicted_neq_given"  # argmax differs from the given label with probability >= 0.5
 PRUNING = ("prune_by_noise_rate", "prune_by_class", "both")
+INFORMATIVE_RULE = ("the audit is informative only where the seed ensemble beats the majority baseline: the low end "
+                    "of the interval of its gain over always answering the set's commonest class is above 0")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}".replace("-", "\u2212")
+
+
+def audit_informative(metrics: dict, where: str = "label audit") -> tuple[bool, str]:
+    """(informative, reason) of a label audit from the seed ensemble's metrics.json (INFORMATIVE_RULE): confident
+    learning on a model that does not beat always answering one class cannot tell label errors from model errors."""
+    base = metrics.get("baselines")
+    keys = ("majority_class", "majority_accuracy", "gain", "gain_low", "gain_high")
+    if not isinstance(base, dict) or any(base.get(k) is None for k in keys) or metrics.get("accuracy") is None:
+        raise LeukoError(f"{where}: metrics.json lacks 'accuracy' or baselines keys {list(keys)}")
+    acc, maj = float(metrics["accuracy"]), float(base["majority_accuracy"])
+    versus = f"always answering '{base['majority_class']}' (accuracy {_pct(acc)} vs {_pct(maj)}"
+    gain = f", gain {_points(base['gain'])} pp [{_points(base['gain_low'])} to {_points(base['gain_high'])}])"
+    if float(base["gain_low"]) > 0:
+        return True, f"the seed ensemble beats {versus}{gain}"
+    if acc > maj:
+        return False, (f"not informative: the seed ensemble is not shown to beat {versus}{gain}, so confident "
+                       "learning cannot separate label errors from model errors")
+    return False, (f"not informative: the seed ensemble does not beat {versus}), so confident learning cannot "
+                   "separate label errors from model errors")
 
 
 def _argmax_rule(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -107,10 +136,16 @@ def find_suspects(pred: pd.DataFrame, classes: list[str], filter_by: str = "prun
     return table
 
 
-def audit_summary(table: pd.DataFrame) -> dict:
-    """``n, n_suspected, share, method`` and the suspects per given label of a ``find_suspects`` table."""
+def audit_summary(table: pd.DataFrame, gate: tuple[bool, str] | None = None) -> dict:
+    """``n, n_suspected, share, method`` and the suspects per given label of a ``find_suspects`` table; with
+    ``gate`` (``audit_informative``) also ``informative, reason``, and no counts (nulls) where not informative."""
     suspects = table[table["suspected"].astype(bool)]
-    return {"n": int(len(table)), "n_suspected": int(len(suspects)),
-            "share": float(len(suspects) / len(table)) if len(table) else 0.0,
-            "method": table.attrs.get("method", ""),
-            "per_class": {str(k): int(v) for k, v in suspects["given"].value_counts().sort_index().items()}}
+    out = {"n": int(len(table)), "n_suspected": int(len(suspects)),
+           "share": float(len(suspects) / len(table)) if len(table) else 0.0,
+           "method": table.attrs.get("method", ""),
+           "per_class": {str(k): int(v) for k, v in suspects["given"].value_counts().sort_index().items()}}
+    if gate is not None:
+        out.update({"informative": bool(gate[0]), "reason": gate[1], "rule": INFORMATIVE_RULE})
+        if not gate[0]:
+            out.update({"n_suspected": None, "share": None, "per_class": {}})
+    return out

@@ -1,6 +1,6 @@
 """Distribution shift of an image set from the training images, measured on pooled CNN embeddings.
 
-Two views: a domain classifier (cross-validated ROC AUC of train vs set, DeLong interval) and a
+Two views: a domain classifier (cross-validated ROC AUC of train vs set, Newcombe score interval) and a
 per-image deep nearest-neighbour distance (Sun et al., ICML 2022) expressed as a percentile of
 the test split's own distances, with accuracy per percentile band and risk-coverage curves.
 """
@@ -19,11 +19,12 @@ from leukoreport.stats.intervals import wilson
 
 __all__ = ["BANDS", "BAND_LABELS", "DOMAIN_METHOD", "KNN_CHUNK", "MIN_DOMAIN", "accuracy_at_coverage",
            "accuracy_by_band", "aurc", "band_index", "beyond_reference", "calibrate_auc", "check_risk_table",
-           "delong_interval", "delong_variance", "domain_auc", "knn_distance", "percentile_of", "risk_coverage"]
+           "delong_interval", "delong_variance", "domain_auc", "knn_distance", "newcombe_interval", "newcombe_variance",
+           "percentile_of", "risk_coverage", "score_interval"]
 
 DOMAIN_METHOD = ("logistic regression on the standardised embeddings' first principal components, stratified "
-                 "k-fold, AUC over held-out pairs within each fold (DeLong interval), calibrated so that the mean "
-                 "AUC of side-permuted data maps to 0.5")
+                 "k-fold, AUC over held-out pairs within each fold (Newcombe score interval), calibrated so that "
+                 "the mean AUC of side-permuted data maps to 0.5")
 MIN_DOMAIN = 4  # images needed on each side (2 folds of 2)
 KNN_CHUNK = 2048
 
@@ -124,6 +125,45 @@ def delong_interval(scores, labels, confidence: float = 0.95) -> tuple[float, fl
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
+# ---------------------------------------------------------------- Newcombe score interval
+
+def newcombe_variance(theta: float, m: int, n: int) -> float:
+    """Hanley-McNeil variance of an AUC `theta` from m positives and n negatives with N* = (m + n)/2 - 1
+    (Newcombe 2006, Stat Med 25:559, part 2, method 5)."""
+    if m < 1 or n < 1:
+        raise LeukoError(f"newcombe_variance: needs at least 1 score of each label, got m = {m}, n = {n}")
+    star = (m + n) / 2.0 - 1.0
+    return theta * (1.0 - theta) * (1.0 + (star - 1.0) * ((1.0 - theta) / (2.0 - theta) + theta / (1.0 + theta))) \
+        / (m * n)
+
+
+def score_interval(estimate: float, variance, confidence: float = 0.95) -> tuple[float, float]:
+    """Every theta in [0, 1] with (estimate - theta)^2 <= z^2 variance(theta), its ends found by brentq; the
+    interval keeps its width at 0 and 1 because the variance is taken at theta, not at the estimate."""
+    from scipy.optimize import brentq
+
+    confidence = check_confidence("score_interval", confidence)
+    if not 0.0 <= estimate <= 1.0:
+        raise LeukoError(f"score_interval: estimate {estimate!r} is not in [0, 1]")
+    z2 = float(stats.norm.ppf(0.5 + confidence / 2)) ** 2
+
+    def f(theta: float) -> float:
+        return (estimate - theta) ** 2 - z2 * variance(theta)
+
+    eps = 1e-12
+    inside = min(max(estimate, eps), 1.0 - eps)  # f < 0 here, also when the estimate is 0 or 1
+    if f(inside) >= 0:  # no variance at all (cannot happen with m, n >= 1): the point itself
+        return estimate, estimate
+    low = 0.0 if f(0.0) <= 0 else float(brentq(f, 0.0, inside, xtol=1e-12))
+    high = 1.0 if f(1.0) <= 0 else float(brentq(f, inside, 1.0, xtol=1e-12))
+    return low, high
+
+
+def newcombe_interval(auc: float, m: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high) of an AUC from m positives and n negatives: Newcombe's (2006) method 5 score interval."""
+    return score_interval(auc, lambda t: newcombe_variance(t, m, n), confidence)
+
+
 # ---------------------------------------------------------------- domain classifier
 
 def _subsample(x: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -150,20 +190,26 @@ def _fold_splits(y: np.ndarray, strata: np.ndarray | None, n_splits: int, seed: 
     return list(splitter.split(y, y))
 
 
-def _within_fold_auc(x: np.ndarray, y: np.ndarray, splits: list) -> tuple[float, float, list[float]]:
-    """AUC over held-out pairs of the same fold (weighted by pairs), its DeLong variance, and the folds' AUCs."""
+def _within_fold_auc(x: np.ndarray, y: np.ndarray, splits: list) -> tuple[float, list[float], list[tuple[int, int]]]:
+    """AUC over held-out pairs of the same fold (weighted by pairs), the folds' AUCs and their (m, n) held-out sizes."""
     from sklearn.linear_model import LogisticRegression
 
-    aucs, variances, weights = [], [], []
+    aucs, sizes = [], []
     for fit_idx, held_idx in splits:
         model = LogisticRegression(C=1.0, max_iter=2000).fit(x[fit_idx], y[fit_idx])
         held_y = y[held_idx]
-        auc_f, var_f = delong_variance(model.decision_function(x[held_idx]), held_y)
-        aucs.append(auc_f)
-        variances.append(var_f)
-        weights.append(float(held_y.sum() * (held_y.size - held_y.sum())))
-    w = np.array(weights) / sum(weights)
-    return float(w @ np.array(aucs)), float(w ** 2 @ np.array(variances)), [float(v) for v in aucs]
+        aucs.append(delong_variance(model.decision_function(x[held_idx]), held_y)[0])
+        sizes.append((int(held_y.sum()), int(held_y.size - held_y.sum())))
+    w = np.array([m * n for m, n in sizes], dtype=float)
+    w /= w.sum()
+    return float(w @ np.array(aucs)), [float(v) for v in aucs], sizes
+
+
+def _folds_variance(sizes: list[tuple[int, int]]):
+    """theta -> variance of the pair-weighted mean of the folds' AUCs, each with Newcombe's variance at theta."""
+    w = np.array([m * n for m, n in sizes], dtype=float)
+    w /= w.sum()
+    return lambda theta: float(sum(wi ** 2 * newcombe_variance(theta, m, n) for wi, (m, n) in zip(w, sizes)))
 
 
 def _permuted(y: np.ndarray, strata: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -195,9 +241,12 @@ def domain_auc(train: np.ndarray, other: np.ndarray, folds: int = 5, seed: int =
     twins on the other side: even within folds a cross-validated AUC falls below 0.5 when nothing differs
     (measured here: 0.29-0.34 for two halves of the test split). ``auc_raw`` is that AUC, ``null_auc`` its mean
     over `permutations` shuffles of the sides within strata, and ``auc`` = calibrate_auc(auc_raw, null_auc),
-    with the interval ends (raw AUC ± z * DeLong SD over folds) mapped the same way. ``p_permutation`` is
-    (1 + #null >= raw) / (1 + permutations). An AUC clearly below 0.5 means that the set's images have near
-    twins among the training images (duplicates, the same patients or smears): see the leakage audit.
+    with the interval ends mapped the same way. The raw interval is Newcombe's (2006) method 5 score interval: the
+    theta with (raw - theta)^2 <= z^2 V(theta), V the pair-weighted sum of each fold's Hanley-McNeil variance
+    with N* = (m + n)/2 - 1; unlike DeLong's (zero variance at an AUC of 1) it keeps its width at 0 and 1.
+    ``p_permutation`` is (1 + #null >= raw) / (1 + permutations). An AUC clearly below 0.5 means that the set's
+    images have near twins among the training images (duplicates, the same patients or smears): see the leakage
+    audit.
     """
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -229,20 +278,20 @@ def domain_auc(train: np.ndarray, other: np.ndarray, folds: int = 5, seed: int =
     y = np.r_[np.zeros(a.shape[0], dtype=np.int64), np.ones(b.shape[0], dtype=np.int64)]
     strata = None if train_strata is None or other_strata is None else np.r_[sa[ia].astype(str), sb[ib].astype(str)]
     n_splits = min(folds, a.shape[0] // 2, b.shape[0] // 2)
-    raw, var, fold_aucs = _within_fold_auc(x, y, _fold_splits(y, strata, n_splits, seed))
+    raw, fold_aucs, sizes = _within_fold_auc(x, y, _fold_splits(y, strata, n_splits, seed))
     null = []
     for i in range(permutations):
         yp = _permuted(y, strata, rng)
         null.append(_within_fold_auc(x, yp, _fold_splits(yp, strata, n_splits, seed + 1 + i))[0])
     null_mean = float(np.mean(null))
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(var, 0.0))
-    low, high = max(0.0, raw - half), min(1.0, raw + half)
+    low, high = score_interval(raw, _folds_variance(sizes), confidence)
     return {"auc": calibrate_auc(raw, null_mean), "low": calibrate_auc(low, null_mean),
             "high": calibrate_auc(high, null_mean), "auc_raw": raw, "raw_low": low, "raw_high": high,
             "null_auc": null_mean, "null_sd": float(np.std(null)), "permutations": permutations,
             "p_permutation": (1 + sum(v >= raw for v in null)) / (1 + permutations),
             "components": int(n_comp), "n_train": int(a.shape[0]), "n_set": int(b.shape[0]),
-            "folds": int(n_splits), "method": DOMAIN_METHOD, "fold_aucs": fold_aucs}
+            "folds": int(n_splits), "method": DOMAIN_METHOD, "fold_aucs": fold_aucs,
+            "fold_sizes": [list(v) for v in sizes]}
 
 
 # ---------------------------------------------------------------- kNN distance

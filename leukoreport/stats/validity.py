@@ -108,7 +108,7 @@ def validity_table(metrics: list[dict], shifts: list[dict | None]) -> pd.DataFra
 
 IMAGE_SHIFT_COLUMNS = ["split_seed", "dataset", "statistic", "train_mean", "train_sd", "set_mean", "set_sd",
                        "wasserstein", "wasserstein_sd", "ks", "ks_p"]
-LABEL_AUDIT_COLUMNS = ["split_seed", "dataset", "n", "n_suspected", "share", "method"]
+LABEL_AUDIT_COLUMNS = ["split_seed", "dataset", "n", "n_suspected", "share", "method", "informative", "reason"]
 
 
 def image_shift_summary(tables: dict[tuple[int, str], pd.DataFrame]) -> pd.DataFrame:
@@ -118,5 +118,7 @@ def image_shift_summary(tables: dict[tuple[int, str], pd.DataFrame]) -> pd.DataF
 
 
 def label_audit_summary(audits: list[dict]) -> pd.DataFrame:
-    """results/summary/label_audit.csv: one row per label_audit.json."""
-    return pd.DataFrame([{k: a[k] for k in LABEL_AUDIT_COLUMNS} for a in audits], columns=LABEL_AUDIT_COLUMNS)
+    """results/summary/label_audit.csv: one row per label_audit.json (``informative, reason`` empty for a file written
+    without the informativeness rule; ``n_suspected, share`` empty where it is not informative)."""
+    return pd.DataFrame([{k: a.get(k) if k in ("informative", "reason") else a[k] for k in LABEL_AUDIT_COLUMNS}
+                         for a in audits], columns=LABEL_AUDIT_COLUMNS)

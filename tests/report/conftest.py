@@ -129,8 +129,9 @@ SPLIT = 42  # the split seed of every fake run
 
 
 def _make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), classes=("a", "b", "c"),
-                       file_prefix: str = "img") -> Path:
-    """Write images under root/data and a complete results folder root/results; return root/results."""
+                       file_prefix: str = "img", claims: bool = True) -> Path:
+    """Write images under root/data and a complete results folder root/results (with the claims files unless
+    `claims` is false: config `claims: null` writes only checklist.csv); return root/results."""
     root = Path(root)
     classes = list(classes)
     results = root / "results"
@@ -241,7 +242,85 @@ def _make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), class
         bench + "2.5000\t0:00:02\t150.2\t900.1\t140.0\t141.0\t1.0\t0.2\t50.0\t1.3\n")
     (results / "benchmarks" / f"train_seed{seeds[0]}.tsv").write_text(
         bench + "812.4000\t0:13:32\t2048.7\t5000.0\t2000.0\t2010.0\t100.0\t50.0\t190.0\t1500.0\n")
+    write_fake_claims(results / "summary", n_seeds=len(seeds), claims=claims)
     return results
+
+
+def _verdict(id_: str, kind: str, text: str, where: str, claimed: str, verdict: str, reason: str, evidence: str,
+             rerun: str = "", value: float | None = None, low: float | None = None, high: float | None = None,
+             seeds: tuple[float, float] | None = None, n_seeds: int = 0, claimed_value: float | None = None,
+             direction: str | None = None, needs: str | None = None, deviations: tuple[str, ...] = ()) -> dict:
+    """One asdict(ClaimVerdict) of the data contract (leukoreport.stats.claims)."""
+    return {"id": id_, "kind": kind, "text": text, "where": where, "claimed": claimed, "claimed_value": claimed_value,
+            "rerun": rerun, "rerun_value": value, "low": low, "high": high,
+            "seed_min": seeds[0] if seeds else None, "seed_max": seeds[1] if seeds else None, "n_seeds": n_seeds,
+            "verdict": verdict, "direction": direction, "reason": reason, "needs": needs, "evidence": evidence,
+            "deviations": list(deviations)}
+
+
+def fake_verdicts(n_seeds: int) -> list[dict]:
+    """The paper's claims with one of each verdict, numbers as the judging step would write them."""
+    return [
+        _verdict("test_accuracy", "metric", "Test accuracy 99.47% on 375 images", "Section 3.1", "99.47% (373/375)",
+                 "not reproduced", "The rerun's mean 91.2% [87.9–93.7] lies below the claimed 99.47%; the claimed "
+                 "test set of 375 images allows 98.1% at the least.", "section 6, summary/seeds.csv",
+                 rerun="91.2% [87.9–93.7], seeds 90.1–92.3", value=0.912, low=0.879, high=0.937,
+                 seeds=(0.9012, 0.9231), n_seeds=n_seeds,
+                 claimed_value=0.9947, direction="overstated"),
+        _verdict("test_errors", "errors", "Two errors, basophil and lymphocyte taken for neutrophils", "Section 3.1",
+                 "2", "inconclusive", "Two runs give 27 and 35 errors; the spread between runs is too wide to decide.",
+                 "section 5, summary/metrics.csv", value=31.0, low=12.5, high=49.5, seeds=(27.0, 35.0),
+                 n_seeds=n_seeds, claimed_value=2.0, needs="about 6 more seeds"),
+        _verdict("no_confusion", "confusion", "No systematic confusion between classes", "Section 3.2", "none",
+                 "reproduced", "No class pair takes more than 5% of a class in every run.",
+                 "section 10, confusion matrices", rerun="no pair above 5%", n_seeds=n_seeds),
+        _verdict("balanced_accuracy", "metric", "Balanced accuracy as high as accuracy", "Table 1", "99.47%",
+                 "not comparable", "The run starts from random weights, the paper from ImageNet.",
+                 "section 2, results/weights/resnet18.json", rerun="90.4% [87.0–93.0], seeds 89.0–91.8",
+                 value=0.904, low=0.87, high=0.93,
+                 seeds=(0.89, 0.918), n_seeds=n_seeds, claimed_value=0.9947, deviations=("pretrained",)),
+        _verdict("clinical_grade", "untestable", "Clinical-grade performance fit for deployment", "Conclusion",
+                 "clinical grade", "not testable", "A rerun on curated images cannot test clinical use.",
+                 "section 9, model card"),
+    ]
+
+
+def fake_deviations() -> list[dict]:
+    """deviations.csv rows: one of each status."""
+    return [{"item": "pretrained", "declared": "True", "rerun": "False in 2 of 2 runs", "status": "different",
+             "how": "random initialisation instead of ImageNet weights"},
+            {"item": "phases.frozen.lr", "declared": "0.001", "rerun": "1.0e-3 in 2 of 2 runs", "status": "same",
+             "how": ""},
+            {"item": "batch_size", "declared": "not declared", "rerun": "32", "status": "not declared",
+             "how": "not stated in the paper"}]
+
+
+def fake_checklist() -> list[dict]:
+    """checklist.csv rows: the 44 CLAIM 2024 items, answered by this run or for the authors."""
+    return [{"item": str(i), "topic": f"checklist topic {i}",
+             "answered_by": "this run" if i % 3 else "for the authors",
+             "where": f"section {i % 9 + 1}, summary/metrics.csv" if i % 3 else "the authors must state it"}
+            for i in range(1, 45)]
+
+
+CLAIMS_CSV_COLUMNS = ["id", "kind", "text", "where", "claimed", "rerun", "low", "high", "seed_min", "seed_max",
+                      "n_seeds", "verdict", "direction", "reason", "needs", "evidence"]
+
+
+def write_fake_claims(summary: Path, n_seeds: int = 2, claims: bool = True) -> None:
+    """claims.json, claims.csv, deviations.csv and checklist.csv as the workflow writes them (docs/results.md);
+    only checklist.csv when `claims` is false."""
+    _csv(pd.DataFrame(fake_checklist()), summary / "checklist.csv")
+    if not claims:
+        return
+    verdicts = fake_verdicts(n_seeds)
+    counts = {v: sum(c["verdict"] == v for c in verdicts)  # every verdict, zero included
+              for v in ("reproduced", "not reproduced", "inconclusive", "not comparable", "not testable")}
+    _json({"paper": {"title": "Leukocyte classification with ResNet18", "citation": "Course paper (2024)"},
+           "claims_file": "config/claims.yaml", "confidence": 0.95, "claims": verdicts,
+           "deviations": fake_deviations(), "counts": counts}, summary / "claims.json")
+    _csv(pd.DataFrame([{k: c[k] for k in CLAIMS_CSV_COLUMNS} for c in verdicts]), summary / "claims.csv")
+    _csv(pd.DataFrame(fake_deviations()), summary / "deviations.csv")
 
 
 def _features(paths: list[str], labels: list[str], shift: float, seed: int) -> Embeddings:
@@ -318,3 +397,9 @@ def fake_config():
 def fake_split_seed() -> int:
     """The split seed of every fake run."""
     return SPLIT
+
+
+@pytest.fixture(scope="session")
+def write_claims():
+    """``write_claims(summary_dir, n_seeds=2, claims=True)``: the fake claims files of the data contract."""
+    return write_fake_claims

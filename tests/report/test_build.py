@@ -233,7 +233,9 @@ def test_summary_context_and_html(fake, tmp_path, fake_config, fake_split_seed):
     assert [r["label"] for r in ctx["test"]["rows"]] == [f"seed {s}" for s in test["seed"]]
     assert [r["n_correct"] for r in ctx["test"]["rows"]] == list(test["n_correct"])
     html = render.render_html(ctx, TEMPLATES, "summary")
-    assert html.count('src="data:image/png;base64,') == 2
+    # with claims the summary keeps the test confusion matrix and points to report.pdf for the training curves
+    assert html.count('src="data:image/png;base64,') == (1 if ctx["claims"] else 2)
+    assert ("curves of every seed are in report.pdf" in html) == bool(ctx["claims"])
     assert "Limitations" in html and "2 duplicate pair(s)" in html
     out = tmp_path / "summary.html"
     render.write_html(html, out)

@@ -1,6 +1,9 @@
-"""Suspected label errors: planted confident flips are flagged, clean rows are not; small, partial, one-class sets."""
+"""Suspected label errors: planted confident flips are flagged, clean rows are not; small, partial, one-class sets;
+not informative (no count) where the seed ensemble does not beat the majority baseline."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +12,12 @@ from PIL import Image
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.report.figures.label_audit import plot_suspects
-from leukoreport.stats.label_audit import audit_summary, find_suspects
+from leukoreport.report.render import make_environment
+from leukoreport.report.sections.validity import validity_section
+from leukoreport.stats.baselines import baselines
+from leukoreport.stats.label_audit import INFORMATIVE_RULE, audit_informative, audit_summary, find_suspects
+from leukoreport.stats.run_tables import RunKey
+from leukoreport.stats.validity import label_audit_summary, validity_table
 
 CLASSES = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
 
@@ -126,3 +134,123 @@ def test_gallery_pages_with_odd_names(tmp_path):
     clean = find_suspects(table(np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]), paths=paths), CLASSES)
     assert plot_suspects(clean, tmp_path / "g", tmp_path, "none") == 0
     assert [p.name for p in (tmp_path / "g").glob("*.png")] == ["page-01.png"]
+
+
+# ---------------------------------------------------------------- informative only where the model beats majority
+
+def ensemble_metrics(pred: pd.DataFrame, name: str = "ext") -> dict:
+    """A seed ensemble's metrics.json as far as the label audit and validity.csv read it."""
+    acc = float((pred["label"] == pred["prediction"]).mean())
+    return {"split_seed": 42, "seed": None, "dataset": name, "n": len(pred), "accuracy": acc,
+            "confidence_level": 0.95, "intervals": {"accuracy": {"low": 0.0, "high": 1.0}},
+            "baselines": baselines(pred["label"], pred["prediction"], pred["label"], CLASSES, n_resamples=999)}
+
+
+def direct_gate(pred: pd.DataFrame) -> bool:
+    """Independent rule: the 2.5% quantile of the paired bootstrap of (correct - majority correct) is above 0."""
+    labels = pred["label"].to_numpy()
+    values, counts = np.unique(labels, return_counts=True)
+    majority = sorted(values[counts == counts.max()], key=CLASSES.index)[0]
+    diff = (labels == pred["prediction"].to_numpy()).astype(float) - (labels == majority).astype(float)
+    rng = np.random.default_rng(0)
+    means = np.concatenate([diff[rng.integers(0, diff.size, size=(min(500, 999 - s), diff.size))].mean(axis=1)
+                            for s in range(0, 999, 500)])
+    return bool(np.quantile(means, 0.025) > 0)
+
+
+def failing_set() -> pd.DataFrame:
+    """300 images, 80% of them 'neutrophil'; the model answers confidently and at random."""
+    rng = np.random.default_rng(3)
+    given = np.where(rng.random(300) < 0.8, 4, rng.integers(0, 4, 300))
+    return table(rng.integers(0, 5, 300), given, confidence=0.8)
+
+
+def good_set() -> pd.DataFrame:
+    """200 balanced images, 5 confident flips planted."""
+    true = np.repeat(np.arange(5), 40)
+    given = true.copy()
+    given[[3, 50, 97, 130, 180]] = (true[[3, 50, 97, 130, 180]] + 1) % 5
+    return table(true, given, confidence=0.9)
+
+
+def test_a_model_that_does_not_beat_majority_makes_the_audit_not_informative():
+    pred = failing_set()
+    metrics = ensemble_metrics(pred)
+    assert direct_gate(pred) is False
+    informative, reason = audit_informative(metrics)
+    assert informative is False
+    acc, maj = metrics["accuracy"], metrics["baselines"]["majority_accuracy"]
+    assert acc < maj
+    assert reason == (f"not informative: the seed ensemble does not beat always answering 'neutrophil' (accuracy "
+                      f"{100 * acc:.1f}% vs {100 * maj:.1f}%), so confident learning cannot separate label errors "
+                      "from model errors")
+    summary = audit_summary(find_suspects(pred, CLASSES), (informative, reason))
+    assert summary["informative"] is False and summary["n_suspected"] is None and summary["share"] is None
+    assert summary["per_class"] == {} and summary["rule"] == INFORMATIVE_RULE
+
+
+def test_a_model_above_majority_whose_gain_interval_holds_zero_is_not_shown_to_beat_it():
+    true = np.repeat(np.arange(5), 4)  # 20 balanced images, majority 20% (always 'basophil', images 0-3)
+    pred_true = np.where((np.arange(20) >= 4) & (np.arange(20) < 10), true, (true + 1) % 5)  # 30% right
+    pred = table(pred_true, true)
+    metrics = ensemble_metrics(pred)
+    gain = metrics["baselines"]
+    assert metrics["accuracy"] > gain["majority_accuracy"] and gain["gain_low"] <= 0
+    assert direct_gate(pred) is False
+    informative, reason = audit_informative(metrics)
+    assert informative is False and "is not shown to beat always answering 'basophil'" in reason
+
+
+def test_a_good_model_keeps_the_audit_unchanged():
+    pred = good_set()
+    metrics = ensemble_metrics(pred)
+    assert direct_gate(pred) is True
+    informative, reason = audit_informative(metrics)
+    assert informative is True and reason.startswith("the seed ensemble beats always answering 'basophil' (accuracy "
+                                                     "97.5% vs 20.0%, gain +77.5 pp [")
+    suspects = find_suspects(pred, CLASSES)
+    gated = audit_summary(suspects, (informative, reason))
+    plain = audit_summary(suspects)
+    assert {k: gated[k] for k in plain} == plain and plain["n_suspected"] == 5
+
+
+def test_metrics_without_baselines_are_refused():
+    with pytest.raises(LeukoError, match="metrics.json lacks"):
+        audit_informative({"accuracy": 0.5}, "ext/metrics.json")
+
+
+def render_validity(results, pred: pd.DataFrame, metrics: dict, gate: tuple[bool, str]) -> str:
+    """The report's external-validity section for one set 'ext' of split 42, one run, rendered to text."""
+    folder = results / "splits" / "42" / "validity" / "ext"
+    folder.mkdir(parents=True)
+    suspects = find_suspects(pred, CLASSES).assign(informative=gate[0])
+    suspects.to_csv(folder / "label_issues.csv", index=False)
+    audit = {**audit_summary(suspects, gate), "dataset": "ext", "split_seed": 42, "seeds": [1]}
+    (folder / "label_audit.json").write_text(__import__("json").dumps(audit))
+    (results / "summary").mkdir()
+    run = {**metrics, "seed": 1}
+    validity_table([run], [None]).to_csv(results / "summary" / "validity.csv", index=False)
+    assert label_audit_summary([audit])["informative"].tolist() == [gate[0]]
+    ctx = validity_section(results, [RunKey(42, 1, "seed 1")], ["ext"], lambda p: "data:")
+    env = make_environment(Path(__file__).resolve().parents[2] / "templates")
+    html = env.get_template("partials/validity.html.j2").render(validity=ctx, shift=0)
+    return " ".join(html.split())
+
+
+def test_the_rendered_report_gives_no_count_where_not_informative(tmp_path):
+    pred = failing_set()
+    metrics = ensemble_metrics(pred)
+    gate = audit_informative(metrics)
+    text = render_validity(tmp_path, pred, metrics, gate)
+    assert "Suspected label errors: not informative (300 images)" in text
+    assert "Not informative: the seed ensemble does not beat always answering &#39;neutrophil&#39; (accuracy" in text
+    assert " of 300 (" not in text and "<th class=\"num\">rank</th>" not in text
+    n_raw = int(find_suspects(pred, CLASSES)["suspected"].sum())
+    assert n_raw > 0 and f"{n_raw} of 300" not in text
+
+
+def test_the_rendered_report_counts_suspects_on_a_good_model(tmp_path):
+    pred = good_set()
+    metrics = ensemble_metrics(pred)
+    text = render_validity(tmp_path, pred, metrics, audit_informative(metrics))
+    assert "Suspected label errors: 5 of 200 (2.5%)" in text and "not informative" not in text

@@ -1,4 +1,4 @@
-"""Shift measures on embeddings: domain AUC with DeLong interval, kNN distance, bands, risk-coverage."""
+"""Shift measures on embeddings: domain AUC with its Newcombe interval, DeLong, kNN distance, bands, risk-coverage."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from leukoreport.stats.shift import (
     delong_variance,
     domain_auc,
     knn_distance,
+    newcombe_interval,
+    newcombe_variance,
     percentile_of,
     risk_coverage,
 )
@@ -43,6 +45,21 @@ def direct_delong(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]
     s10 = ((v10 - v10.mean()) ** 2).sum() / (x.size - 1)
     s01 = ((v01 - v01.mean()) ** 2).sum() / (y.size - 1)
     return float(psi.mean()), float(s10 / x.size + s01 / y.size)
+
+
+def direct_newcombe(auc: float, m: int, n: int, confidence: float) -> tuple[float, float]:
+    """Newcombe (2006) method 5 ends as the real roots in [0, 1] of the quartic obtained by multiplying
+    (auc - t)^2 = z^2 t(1-t)[1 + (N*-1)((1-t)/(2-t) + t/(1+t))]/(mn) by (2-t)(1+t)."""
+    z2 = stats.norm.ppf(0.5 + confidence / 2) ** 2
+    star = (m + n) / 2 - 1
+    P = np.polynomial.Polynomial
+    t = P([0, 1])
+    left = (auc - t) ** 2 * (2 - t) * (1 + t) * m * n
+    right = z2 * t * (1 - t) * ((2 - t) * (1 + t) + (star - 1) * ((1 - t) * (1 + t) + t * (2 - t)))
+    roots = [r.real for r in (left - right).roots() if abs(r.imag) < 1e-9 and -1e-9 <= r.real <= 1 + 1e-9]
+    low = min([r for r in roots if r <= auc + 1e-12], default=0.0)
+    high = max([r for r in roots if r >= auc - 1e-12], default=1.0)
+    return max(0.0, low), min(1.0, high)
 
 
 def brute_knn(train: np.ndarray, query: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
@@ -169,6 +186,59 @@ def test_domain_auc_rejects_bad_input():
         domain_auc(np.full((5, 4), np.nan), np.zeros((5, 4)))
     with pytest.raises(LeukoError, match="folds"):
         domain_auc(np.zeros((5, 4)), np.zeros((5, 4)), folds=1)
+
+
+# ---------------------------------------------------------------- Newcombe score interval
+
+@pytest.mark.parametrize("auc, m, n, confidence", [(1.0, 9, 9, 0.95), (0.0, 9, 9, 0.95), (0.8, 9, 70, 0.95),
+                                                    (0.5, 3, 14, 0.9), (0.93, 40, 25, 0.99), (0.97, 2, 18, 0.95)])
+def test_newcombe_interval_equals_the_direct_computation(auc, m, n, confidence):
+    low, high = newcombe_interval(auc, m, n, confidence)
+    want = direct_newcombe(auc, m, n, confidence)
+    assert low == pytest.approx(want[0], abs=1e-8) and high == pytest.approx(want[1], abs=1e-8)
+    assert 0 <= low <= auc <= high <= 1
+
+
+def test_newcombe_variance_is_hanley_mcneil_with_n_star():
+    theta, m, n = 0.8, 9, 12
+    star = (m + n) / 2 - 1
+    q1, q2 = theta / (2 - theta), 2 * theta ** 2 / (1 + theta)  # Hanley-McNeil's Q1, Q2
+    want = (theta * (1 - theta) + (star - 1) * (q1 - theta ** 2) + (star - 1) * (q2 - theta ** 2)) / (m * n)
+    assert newcombe_variance(theta, m, n) == pytest.approx(want, rel=1e-12)
+
+
+def test_newcombe_interval_keeps_its_width_at_one():
+    low, high = newcombe_interval(1.0, 9, 9)
+    assert high == 1.0 and 1.0 - low > 0.05
+    labels = np.r_[np.zeros(9, dtype=int), np.ones(9, dtype=int)]
+    assert delong_interval(np.arange(18.0), labels)[1:] == (1.0, 1.0)  # DeLong collapses there
+
+
+@pytest.mark.parametrize("shift", [0.5, 1.0, 1.5])
+def test_newcombe_interval_is_close_to_delong_on_large_balanced_sets(shift):
+    rng = np.random.default_rng(int(10 * shift))
+    labels = np.r_[np.zeros(500, dtype=int), np.ones(500, dtype=int)]
+    scores = rng.normal(size=1000) + shift * labels
+    auc, low, high = delong_interval(scores, labels)
+    n_low, n_high = newcombe_interval(auc, 500, 500)
+    assert n_low == pytest.approx(low, abs=0.006) and n_high == pytest.approx(high, abs=0.006)
+
+
+def test_domain_auc_interval_is_the_newcombe_interval_over_the_folds():
+    rng = np.random.default_rng(5)
+    res = domain_auc(rng.normal(size=(70, 8)), rng.normal(size=(9, 8)) + 3.0, seed=0, permutations=5)
+    sizes = res["fold_sizes"]
+    w = np.array([m * n for m, n in sizes], dtype=float)
+    w /= w.sum()
+    z2 = stats.norm.ppf(0.975) ** 2
+    grid = np.linspace(0, 1, 200001)
+    var = sum(wi ** 2 * np.array([newcombe_variance(t, m, n) for t in grid]) for wi, (m, n) in zip(w, sizes))
+    inside = grid[(res["auc_raw"] - grid) ** 2 <= z2 * var]
+    assert res["raw_low"] == pytest.approx(inside.min(), abs=1e-5)
+    assert res["raw_high"] == pytest.approx(inside.max(), abs=1e-5)
+    assert res["low"] == pytest.approx(calibrate_auc(res["raw_low"], res["null_auc"]), abs=1e-12)
+    assert res["high"] == pytest.approx(calibrate_auc(res["raw_high"], res["null_auc"]), abs=1e-12)
+    assert res["high"] - res["low"] > 0.05  # nine images: never a point at 1
 
 
 # ---------------------------------------------------------------- DeLong

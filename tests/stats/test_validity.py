@@ -18,9 +18,10 @@ from leukoreport.data.image_stats import shift_table, statistics_table
 from leukoreport.data.images import discover
 from leukoreport.data.split import stratified_split, subsample
 from leukoreport.inference.evaluate import load_model, predict_with_features
-from leukoreport.stats.baselines import add_baselines
+from leukoreport.report.sections.validity import baseline_cells, gain_text
+from leukoreport.stats.baselines import add_baselines, baselines
 from leukoreport.stats.metrics import compute_metrics
-from leukoreport.stats.validity import run_shift, validity_table
+from leukoreport.stats.validity import LABEL_AUDIT_COLUMNS, label_audit_summary, run_shift, validity_table
 from leukoreport.training.two_phase import PhaseConfig, TrainConfig, export_learner, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +135,24 @@ def test_validity_table_rows_come_from_metrics_and_shift(sets):
         curve.loc[curve["coverage"] >= 0.8 - 1e-12, "accuracy"].iloc[0])
     empty = validity_table([metrics], [None]).iloc[0]
     assert pd.isna(empty["domain_auc"]) and empty["majority_accuracy"] == row["majority_accuracy"]
+
+
+def test_a_gain_interval_of_zero_width_is_not_printed_as_a_point():
+    # nine monocytes, all wrong: every resample gives -100 pp, so the bootstrap interval is the point [-1, -1]
+    labels = ["monocyte"] * 9
+    base = baselines(labels, ["lymphocyte"] * 9, labels, ["lymphocyte", "monocyte"], n_resamples=499)
+    assert base["gain_low"] == base["gain_high"] == -1.0
+    assert gain_text(base["gain"], base["gain_low"], base["gain_high"], 9) == \
+        "\u2212100.0 pp (interval not informative, n = 9)"
+    assert baseline_cells({**base, "n": 9})["gain"] == "\u2212100.0 pp (interval not informative, n = 9)"
+    assert baseline_cells(base)["gain"] == "\u2212100.0 pp (interval not informative)"
+    assert gain_text(0.1, -0.05, 0.25, 20) == "+10.0 pp [\u22125.0 to +25.0]"  # a real interval is unchanged
+
+
+def test_label_audit_summary_carries_the_informativeness():
+    gated = {"split_seed": 42, "dataset": "ext", "n": 9, "n_suspected": None, "share": None, "method": "m",
+             "informative": False, "reason": "not informative: ..."}
+    old = {"split_seed": 42, "dataset": "test", "n": 15, "n_suspected": 8, "share": 8 / 15, "method": "m"}
+    table = label_audit_summary([gated, old])
+    assert list(table.columns) == LABEL_AUDIT_COLUMNS
+    assert table["informative"].tolist() == [False, None] and pd.isna(table["n_suspected"].iloc[0])

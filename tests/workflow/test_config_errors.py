@@ -50,6 +50,27 @@ def test_config_error_is_one_line_on_stderr(tmp_path, dotted, value, expected):
     assert "Traceback" not in proc.stdout and 'File "' not in proc.stdout and "LeukoError" not in proc.stdout
 
 
+@pytest.mark.parametrize("claim_edit, expected", [
+    ({"kind": "bogus"}, "key kind: 'bogus' is not one of metric, per_class, errors, confusion, overfitting, "
+                        "balance, external, reproducibility, untestable"),
+    ({"value": None}, "key value: missing (required for kind metric)"),
+])
+def test_bad_claims_file_is_one_line_naming_the_claim_and_key(tmp_path, claim_edit, expected):
+    """A claims file with an unknown kind or a missing field stops the dry run before any job, in one line."""
+    claims = yaml.safe_load((ROOT / "config" / "claims.yaml").read_text())
+    first = claims["claims"][0]
+    for key, value in claim_edit.items():
+        if value is None:
+            del first[key]
+        else:
+            first[key] = value
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump(claims, sort_keys=False))
+    proc = run_snakemake({**smoke(), "claims": str(path)}, tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"error: claims file {path}: claim '{first['id']}': {expected}"]
+
+
 def test_valid_config_dry_run_passes(tmp_path):
     """The same command with the unedited smoke config plans its jobs (exit 0): the check is not always failing."""
     proc = run_snakemake(smoke(), tmp_path)

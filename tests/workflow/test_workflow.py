@@ -624,3 +624,73 @@ def test_lint_is_clean(snakemake):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Lints for" not in proc.stdout and "warning" not in proc.stdout.lower()
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout
+
+
+def test_claims_files_agree_with_the_runs(smoke_run):
+    """claims.csv/claims.json against numbers computed here from the runs' files; with pretrained: false the metric
+    claim is not comparable (pretrained), while confusion, overfitting, balance and reproducibility get verdicts."""
+    project, cfg, _ = smoke_run
+    summary = project / "results" / "summary"
+    paper = yaml.safe_load((project / cfg["claims"]).read_text())
+    doc = json.loads((summary / "claims.json").read_text())
+    table = pd.read_csv(summary / "claims.csv")
+    assert list(table.columns) == ["id", "kind", "text", "where", "claimed", "rerun", "low", "high", "seed_min",
+                                   "seed_max", "n_seeds", "verdict", "direction", "reason", "needs", "evidence"]
+    ids = [c["id"] for c in paper["claims"]]
+    assert list(table["id"]) == ids == [c["id"] for c in doc["claims"]]
+    assert doc["claims_file"] == cfg["claims"] and doc["confidence"] == cfg["confidence_level"]
+    assert sum(doc["counts"].values()) == len(ids)
+    for verdict, n in doc["counts"].items():
+        assert n == (table["verdict"] == verdict).sum()
+    claims = {c["id"]: c for c in doc["claims"]}
+    runs = [project / f"results/splits/42/seeds/{seed}" for seed in cfg["seeds"]]
+    accuracies = [json.loads((run / "test/metrics.json").read_text())["accuracy"] for run in runs]
+    accuracy = claims["test_accuracy"]
+    assert accuracy["rerun_value"] == pytest.approx(np.mean(accuracies))
+    assert (accuracy["seed_min"], accuracy["seed_max"]) == pytest.approx((min(accuracies), max(accuracies)))
+    assert accuracy["n_seeds"] == len(cfg["seeds"])
+    assert accuracy["verdict"] == "not comparable" and "pretrained" in accuracy["reason"]
+    gaps = []
+    for run in runs:
+        history, best = pd.read_csv(run / "history.csv"), json.loads((run / "train.json").read_text())
+        row = history[history["epoch"] == best["phases"][-1]["best_epoch"]].iloc[0]
+        gaps.append(row["valid_loss"] - row["train_loss"])
+    assert claims["no_overfitting"]["rerun_value"] == pytest.approx(np.mean(gaps))
+    for cid in ("no_systematic_confusion", "no_overfitting", "balanced_classes", "seed_reproducibility"):
+        assert claims[cid]["verdict"] in ("reproduced", "not reproduced", "inconclusive"), (cid, claims[cid])
+    assert claims["seed_reproducibility"]["verdict"] == "reproduced"
+    # the external set declares no provenance: it cannot show generalisation to new sources, whatever the recipe
+    assert claims["external_perfect"]["verdict"] == "inconclusive"
+    assert "provenance is not declared" in claims["external_perfect"]["reason"]
+    assert {claims[c]["verdict"] for c in ("clinical_grade", "efficient_architecture")} == {"not testable"}
+    deviations = pd.read_csv(summary / "deviations.csv", keep_default_na=False).set_index("item")
+    assert list(deviations.columns) == ["declared", "rerun", "status", "how"]
+    assert deviations.loc["pretrained", "status"] == "different" and deviations.loc["pretrained", "rerun"] == "false"
+    assert deviations.loc["size", "status"] == "not declared"
+    checklist = pd.read_csv(summary / "checklist.csv")
+    assert list(checklist.columns) == ["item", "topic", "answered_by", "where"]
+    assert list(checklist["item"]) == list(range(1, 45))
+    answered = checklist.set_index("item")["answered_by"]
+    assert answered[33] == answered[43] == "this run" and answered[14] == "for the authors"
+
+
+def test_reproducibility_check_is_bit_identical_on_the_cpu(smoke_run):
+    """The smoke config is deterministic on the CPU: the second training of split 42, seed 1 equals the first."""
+    import torch
+
+    from leukoreport.inference.evaluate import load_model
+
+    project, cfg, _ = smoke_run
+    folder = project / "results/splits/42/reproducibility"
+    record = json.loads((folder / "reproducibility.json").read_text())
+    seed = cfg["seeds"][0]
+    original, again = project / f"results/splits/42/seeds/{seed}", folder / f"seed{seed}"
+    assert (record["split_seed"], record["seed"]) == (42, seed)
+    assert record["identical_predictions"] is True and record["identical_weights"] is True
+    assert record["max_probability_difference"] == 0.0 and record["n_tensors_different"] == 0
+    a = pd.read_csv(original / "test/predictions.csv").sort_values("path").reset_index(drop=True)
+    b = pd.read_csv(again / "test/predictions.csv").sort_values("path").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    state_a, state_b = (load_model(p / "model.pkl").model.state_dict() for p in (original, again))
+    assert record["n_tensors"] == len(state_a) and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert json.loads((again / "train.json").read_text())["seed"] == seed

@@ -1,6 +1,7 @@
 from dataclasses import asdict
 
 from leukoreport.config.checks import check_config, exit_on_error
+from leukoreport.config.claims import load_claims
 from leukoreport.config.provenance import external_paths
 from leukoreport.config.settings import ShiftSettings
 from leukoreport.config.variants import reference_variant, variant_configs
@@ -17,6 +18,9 @@ with exit_on_error():
     VARIANTS = variant_configs(
         config, workflow.source_path("../schemas/config.schema.yaml")
     )
+    # a bad claims file stops the run here, in one line
+    if config["claims"]:
+        load_claims(config["claims"])
 
 
 REFERENCE = reference_variant(config)
@@ -192,3 +196,39 @@ def validity_figures():
     if not VALIDITY["ood"]["enabled"]:
         return []
     return runs("validity/{file}", file=["risk_coverage.png", "ood_bands.png"])
+
+
+# The claims (workflow/rules/claims.smk): the same-seed retraining folder and the files the claims rules add.
+REPRO = f"{ROOT}/splits/{{split}}/reproducibility"
+
+
+def results_root(wildcards):
+    """The job's results folder: `results`, or the variant's `results/variants/NAME`."""
+    return ROOT.format(variant=wildcards.variant) if VARIANTS else ROOT
+
+
+def reproducibility_files():
+    """The reproducibility check's result for the first split seed (`{variant}` open), or nothing when it is off."""
+    if not config["reproducibility_check"]:
+        return []
+    return [f"{ROOT}/splits/{SPLITS[0]}/reproducibility/reproducibility.json"]
+
+
+def claims_outputs():
+    """What the claims rules add to the run, for the default target and the reports: checklist.csv, the claims
+    files (unless `claims: null`) and reproducibility.json (with `reproducibility_check: true`), of the reference
+    variant."""
+    files = [f"{ROOT}/summary/checklist.csv"] + reproducibility_files()
+    if config["claims"]:
+        files += [
+            f"{ROOT}/summary/{name}"
+            for name in ["claims.json", "claims.csv", "deviations.csv"]
+        ]
+    return expand(files, variant=REFERENCE) if VARIANTS else files
+
+
+def claims_dir():
+    """The folder of checklist.csv and the claims files (the reference variant's summary/ with variants)."""
+    return (
+        f"{ROOT}/summary".format(variant=REFERENCE) if VARIANTS else f"{ROOT}/summary"
+    )

@@ -56,9 +56,12 @@ rule report_html:
             + validity_figures()
         ),
         variants=variants_outputs(),
+        claims=claims_outputs(),
         templates=[
             "templates/report.html.j2",
             "templates/base.html.j2",
+            "templates/partials/claims.html.j2",
+            "templates/partials/checklist.html.j2",
             "templates/partials/validity.html.j2",
             "templates/partials/variants.html.j2",
             "templates/style.css",
@@ -112,6 +115,7 @@ rule summary_html:
         ),
         training=every(runs("train.json")),
         variants=variants_outputs(),
+        claims=claims_outputs(),
         templates=[
             "templates/summary.html.j2",
             "templates/base.html.j2",

@@ -141,7 +141,8 @@ rule plot_shift:
 
 rule label_audit:
     input:
-        f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
+        predictions=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
+        metrics=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
     output:
         table=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_issues.csv",
         summary=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_audit.json",

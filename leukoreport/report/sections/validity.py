@@ -16,8 +16,8 @@ from leukoreport.report.read_results import shown_path
 from leukoreport.stats.run_tables import RunKey, run_folder
 from leukoreport.stats.validity import COVERAGES, VALIDITY_COLUMNS
 
-__all__ = ["LABEL_ROWS", "SHIFT_ROWS", "STAT_NAMES", "baseline_cells", "read_validity", "summary_external",
-           "validity_by_set", "validity_section"]
+__all__ = ["LABEL_ROWS", "SHIFT_ROWS", "STAT_NAMES", "baseline_cells", "gain_text", "read_validity",
+           "summary_external", "validity_by_set", "validity_section"]
 
 SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
 LABEL_ROWS = REPORT_LIMITS["label_rows"]  # suspected label errors listed per set (all in label_issues.csv)
@@ -43,6 +43,15 @@ def read_validity(results_dir: Path) -> pd.DataFrame:
     return table
 
 
+def gain_text(gain: float, low: float, high: float, n: int | None = None) -> str:
+    """'+61.2 pp [57.0 to 65.0]'; a bootstrap interval of zero width (every image differs the same way, as on a
+    one-class set that the model gets all wrong) is printed as not informative rather than as a point."""
+    if not is_missing(low) and not is_missing(high) and float(high) - float(low) <= 1e-12:
+        size = "" if n is None or is_missing(n) else f", n = {int(n)}"
+        return f"{gap_estimate(gain, None, None).value} (interval not informative{size})"
+    return str(gap_estimate(gain, low, high))
+
+
 def baseline_cells(row) -> dict:
     """Majority and training-prior baselines and the gain over majority (a validity.csv row or a metrics.json
     ``baselines`` dict), formatted for a table row."""
@@ -50,7 +59,7 @@ def baseline_cells(row) -> dict:
         return {"majority": DASH, "majority_class": DASH, "prior": DASH, "gain": DASH, "below": False}
     return {"majority": pct1(row["majority_accuracy"]), "majority_class": str(row["majority_class"]),
             "prior": pct1(row["prior_accuracy"]),
-            "gain": str(gap_estimate(row["gain"], row["gain_low"], row["gain_high"])),
+            "gain": gain_text(row["gain"], row["gain_low"], row["gain_high"], row.get("n")),
             "below": bool(row["gain_high"] < 0)}
 
 
@@ -76,6 +85,14 @@ def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LAB
     if not spath.is_file():
         return None
     summary = read_json(spath)
+    base = {"split_seed": split, "n": summary["n"], "method": summary["method"],
+            "seeds": ", ".join(str(s) for s in summary.get("seeds", []))}
+    if summary.get("informative") is False:  # stats.label_audit.INFORMATIVE_RULE: no count, no list, no gallery
+        reason = str(summary["reason"])
+        return {**base, "informative": False, "reason": f"{reason[0].upper()}{reason[1:]}.", "n_suspected": None,
+                "share": DASH, "rows": [], "n_left_out": 0, "listed_in": shown_path(folder / "label_issues.csv",
+                                                                                    results_dir),
+                "gallery": [], "gallery_note": ""}
     table = pd.read_csv(folder / "label_issues.csv", dtype={"path": str, "given": str, "suggested": str})
     suspects = table[table["suspected"].astype(bool)]
     pages = sorted((folder / "label_issues").glob("page-*.png"))
@@ -84,9 +101,8 @@ def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LAB
     meta = read_json(meta_path) if meta_path.is_file() else {}
     gallery_note = left_out_text(int(meta["shown"]), int(meta["total"]), "suspected label errors", listed_in) \
         if {"shown", "total"} <= set(meta) else ""
-    return {"split_seed": split, "n": summary["n"], "n_suspected": summary["n_suspected"],
-            "share": pct1(summary["share"]), "method": summary["method"],
-            "seeds": ", ".join(str(s) for s in summary.get("seeds", [])),
+    return {**base, "informative": True, "reason": summary.get("reason", ""), "n_suspected": summary["n_suspected"],
+            "share": pct1(summary["share"]),
             "rows": [{"rank": int(r["rank"]), "file": Path(r["path"]).name, "given": r["given"],
                       "suggested": r["suggested"], "self_confidence": pct1(r["self_confidence"])}
                      for _, r in suspects.head(limit).iterrows()],

@@ -143,19 +143,21 @@ def _prefix_anchors(seeds: list[dict], variant: str) -> None:
 
 def variants_report_context(shared_dir: str | Path, config: dict, variants: dict[str, dict], reference: str,
                             splits: list[int], seeds: list[int], datasets: list[str], run_info: RunInfo,
-                            result: dict, figures_dir: str | Path) -> dict:
-    """The full report of a variants run: the reference's sections, the Variants section, every variant's runs."""
+                            result: dict, figures_dir: str | Path, claims_dir: str | Path | None = None) -> dict:
+    """The full report of a variants run: the Claims section (when `claims_dir` or the reference's summary folder
+    holds claims.json), the reference's sections, the Variants section, every variant's runs."""
     shared = Path(shared_dir)
     context = build_context(variant_root(reference, shared), variants[reference], splits,
-                            seeds, datasets, run_info, shared)
+                            seeds, datasets, run_info, shared, claims_dir)
     context["config_yaml"] = config_yaml(config)
-    context["shift"] = 1
+    lead = context["lead"]
+    context["shift"] = lead + 1
     context["variants"] = variants_section(result, dict(config.get("variants") or {}), figures_dir)
-    context["notes"] = [f"Sections 3–9 show the reference variant “{reference}” "
-                        f"(results/variants/{reference}/); section 2 compares every variant with it, and the "
-                        f"sections from 10 on show each variant's runs."] + context["notes"]
+    context["notes"] = [f"Sections {3 + lead}–{9 + lead} show the reference variant “{reference}” "
+                        f"(results/variants/{reference}/); section {2 + lead} compares every variant with it, and "
+                        f"the sections from {10 + lead} on show each variant's runs."] + context["notes"]
     keys = run_keys(splits, seeds)
-    groups, number = [], 10
+    groups, number = [], 10 + lead
     for name in variants:
         root = variant_root(name, shared)
         runs = context["seeds"] if name == reference else seed_sections(
@@ -172,10 +174,11 @@ def variants_report_context(shared_dir: str | Path, config: dict, variants: dict
 
 def variants_summary_context(shared_dir: str | Path, config: dict, variants: dict[str, dict], reference: str,
                              splits: list[int], seeds: list[int], datasets: list[str], run_info: RunInfo,
-                             result: dict) -> dict:
-    """The two-page summary of a variants run: the reference's summary with the variant table."""
+                             result: dict, claims_dir: str | Path | None = None) -> dict:
+    """The two-page summary of a variants run: the claims table (as in variants_report_context), the reference's
+    summary with the variant table."""
     shared = Path(shared_dir)
     context = summary_context(variant_root(reference, shared), variants[reference], splits,
-                              seeds, datasets, run_info, shared)
+                              seeds, datasets, run_info, shared, claims_dir)
     context["variants"] = summary_table(result)
     return context
