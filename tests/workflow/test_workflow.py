@@ -634,8 +634,10 @@ def test_claims_files_agree_with_the_runs(smoke_run):
     paper = yaml.safe_load((project / cfg["claims"]).read_text())
     doc = json.loads((summary / "claims.json").read_text())
     table = pd.read_csv(summary / "claims.csv")
-    assert list(table.columns) == ["id", "kind", "text", "where", "claimed", "rerun", "low", "high", "seed_min",
-                                   "seed_max", "n_seeds", "verdict", "direction", "reason", "needs", "evidence"]
+    assert list(table.columns) == ["id", "kind", "title", "text", "where", "claimed", "rerun", "low", "high",
+                                   "seed_min", "seed_max", "n_seeds", "verdict", "direction", "reason", "needs",
+                                   "evidence"]
+    assert list(table["title"]) == [c.get("title", c["text"]) for c in paper["claims"]]
     ids = [c["id"] for c in paper["claims"]]
     assert list(table["id"]) == ids == [c["id"] for c in doc["claims"]]
     assert doc["claims_file"] == cfg["claims"] and doc["confidence"] == cfg["confidence_level"]
