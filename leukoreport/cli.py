@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,10 +12,10 @@ from pathlib import Path
 
 from leukoreport.base.errors import LeukoError
 
-__all__ = ["COMMANDS", "FINISHED_RUNS", "REPORT_RULES", "REPORT_TARGETS", "TEMPLATES", "add_bench", "add_compare",
-           "add_predict", "add_report", "add_run", "add_weights", "build_parser", "call_snakemake", "main",
-           "report_args", "run_bench", "run_compare", "run_predict", "run_report", "run_run", "run_weights",
-           "snakemake_args"]
+__all__ = ["COMMANDS", "FINISHED_RUNS", "FORWARDED_SIGNALS", "REPORT_RULES", "REPORT_TARGETS", "TEMPLATES",
+           "add_bench", "add_compare", "add_predict", "add_report", "add_run", "add_weights", "build_parser",
+           "call_snakemake", "main", "report_args", "run_bench", "run_compare", "run_predict", "run_report",
+           "run_run", "run_weights", "snakemake_args"]
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -186,15 +187,26 @@ def _check_project(configfile: Path | None) -> None:
         raise LeukoError(f"--configfile {Path(configfile).as_posix()}: file not found")
 
 
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def call_snakemake(args: list[str]) -> int:
-    """Run ``python -m snakemake ARGS`` here (command echoed on stderr); its exit status."""
+    """Run ``python -m snakemake ARGS`` here (command echoed on stderr) and return its exit status; SIGINT and
+    SIGTERM sent to this process are passed on to Snakemake, which then stops its jobs, and are waited for.
+    Snakemake runs in its own process group, so a Ctrl-C in the terminal reaches it once, through this process."""
     print("running: " + shlex.join(["snakemake", *args]), file=sys.stderr, flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args])
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], process_group=0)
+
+    def forward(signum: int, _frame) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # Snakemake got the Ctrl-C too: let it mark its jobs incomplete and stop
-        proc.wait()
-        return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def run_run(args: argparse.Namespace) -> int:
