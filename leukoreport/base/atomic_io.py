@@ -15,12 +15,20 @@ import pandas as pd
 
 from leukoreport.base.errors import LeukoError
 
-__all__ = ["atomic_path", "read_json", "write_csv", "write_json", "write_text"]
+__all__ = ["atomic_path", "read_json", "stale_temporaries", "write_csv", "write_json", "write_text"]
+
+
+def stale_temporaries(path: Path, keep: Path | None = None) -> list[Path]:
+    """The hidden temporary files ``.NAME.*.tmp`` that earlier, killed writes of ``path`` left beside it."""
+    prefix = f".{path.name}."
+    return [p for p in path.parent.iterdir()
+            if p.name.startswith(prefix) and p.name.endswith(".tmp") and p != keep and p.is_file()]
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0644), else it is removed."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0644) and the temporaries of
+    earlier killed writes of ``path`` are removed; on failure the temporary is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -29,6 +37,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
+        for stale in stale_temporaries(path):
+            stale.unlink(missing_ok=True)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

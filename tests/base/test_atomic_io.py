@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukoreport.base.atomic_io import atomic_path, write_csv, write_json, write_text
+from leukoreport.base.atomic_io import atomic_path, stale_temporaries, write_csv, write_json, write_text
 from leukoreport.base.errors import LeukoError
 
 
@@ -80,3 +80,33 @@ def test_read_json_names_the_file(tmp_path):
             read_json(tmp_path / name)
     with pytest.raises(LeukoError, match=r"none.json: file not found \(needed for the report\)"):
         read_json(tmp_path / "none.json", "the report")
+
+
+def test_a_completed_write_removes_the_temporaries_of_earlier_killed_writes(tmp_path):
+    """A job killed while writing leaves a hidden `.NAME.*.tmp`; the next completed write of NAME removes it, and
+    leaves other files' temporaries and look-alike names alone."""
+    target = tmp_path / "report [v1].pdf"
+    stale = [tmp_path / ".report [v1].pdf.a1b2c3.tmp", tmp_path / ".report [v1].pdf.zz.tmp"]
+    others = [tmp_path / ".summary.pdf.a1b2c3.tmp", tmp_path / ".report [v1].pdf.a1b2c3.txt",
+              tmp_path / "report [v1].pdf.x.tmp"]
+    for p in [*stale, *others]:
+        p.write_bytes(b"")
+    with atomic_path(target) as tmp:
+        assert set(stale_temporaries(target, keep=tmp)) == set(stale)
+        tmp.write_bytes(b"%PDF")
+    assert target.read_bytes() == b"%PDF"
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in others)
+    assert stale_temporaries(target) == []
+
+
+def test_a_failed_write_keeps_earlier_temporaries_and_the_old_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("{}")
+    stale = tmp_path / ".metrics.json.old.tmp"
+    stale.write_bytes(b"")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "{}" and stale.exists()
+    assert stale_temporaries(target) == [stale]
