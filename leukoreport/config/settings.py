@@ -14,7 +14,7 @@ import yaml
 
 from leukoreport.base.errors import LeukoError
 
-__all__ = ["SCHEMA", "ReportLimits", "Settings", "ShiftSettings", "Uncertainty", "load_settings", "schema_defaults",
+__all__ = ["SCHEMA", "ReportLimits", "SchemaDefaults", "ShiftSettings", "Uncertainty", "schema_defaults",
            "with_defaults"]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -66,19 +66,24 @@ def _get(config: dict, *keys: str) -> Any:
     return node
 
 
+class SchemaDefaults:
+    """A settings record built by ``from_config``; ``defaults(**changes)`` builds it from the schema's defaults, with
+    ``changes`` applied (for code and tests that run outside the workflow)."""
+
+    @classmethod
+    def defaults(cls, **changes: Any) -> Any:
+        """The record of the schema's defaults, with ``changes`` applied."""
+        return replace(cls.from_config(schema_defaults()), **changes)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class Uncertainty:
+class Uncertainty(SchemaDefaults):
     """Settings of the intervals and the calibration summary stored in metrics.json."""
 
     confidence: float
     n_resamples: int
     bootstrap_seed: int
     calibration_bins: int
-
-    @classmethod
-    def defaults(cls, **changes: Any) -> Uncertainty:
-        """The schema's defaults, with `changes` applied (for code and tests that run outside the workflow)."""
-        return replace(cls.from_config(schema_defaults()), **changes)
 
     @classmethod
     def from_config(cls, config: dict) -> Uncertainty:
@@ -90,7 +95,7 @@ class Uncertainty:
 
 
 @dataclass(frozen=True)
-class ShiftSettings:
+class ShiftSettings(SchemaDefaults):
     """The `validity` keys that the embedding diagnostics use, with the interval settings."""
 
     domain: bool
@@ -104,11 +109,6 @@ class ShiftSettings:
     seed: int
 
     @classmethod
-    def defaults(cls, **changes: Any) -> ShiftSettings:
-        """The schema's defaults, with `changes` applied (for code and tests that run outside the workflow)."""
-        return replace(cls.from_config(schema_defaults()), **changes)
-
-    @classmethod
     def from_config(cls, config: dict) -> ShiftSettings:
         """From the validated config: `validity.domain_classifier`, `validity.ood`, `confidence_level`,
         `bootstrap_seed`."""
@@ -120,7 +120,7 @@ class ShiftSettings:
 
 
 @dataclass(frozen=True)
-class ReportLimits:
+class ReportLimits(SchemaDefaults):
     """Images and table rows the report shows per seed and dataset (`report_limits`)."""
 
     errors: int
@@ -131,11 +131,6 @@ class ReportLimits:
     label_rows: int
 
     @classmethod
-    def defaults(cls, **changes: Any) -> ReportLimits:
-        """The schema's defaults, with `changes` applied."""
-        return replace(cls.from_config(schema_defaults()), **changes)
-
-    @classmethod
     def from_config(cls, config: dict) -> ReportLimits:
         """From the validated config's `report_limits` block."""
         limits = _get(config, "report_limits")
@@ -144,28 +139,3 @@ class ReportLimits:
     def as_dict(self) -> dict[str, int]:
         """The limits by key, as the report's view models take them."""
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The settings one job needs, built once from the validated config."""
-
-    uncertainty: Uncertainty
-    shift: ShiftSettings
-    report_limits: ReportLimits
-    split_fractions: tuple[float, float, float]
-    max_per_class: int | None
-    top_losses: int
-
-
-def load_settings(config: dict) -> Settings:
-    """The typed settings of `config` after the schema's defaults are filled in; a config that breaks the schema
-    stops with one line naming the key."""
-    filled, errors = with_defaults(config)
-    if errors:
-        key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise LeukoError(f"config key {key}: {errors[0].message}")
-    fractions = tuple(float(f) for f in _get(filled, "split_fractions"))
-    return Settings(uncertainty=Uncertainty.from_config(filled), shift=ShiftSettings.from_config(filled),
-                    report_limits=ReportLimits.from_config(filled), split_fractions=fractions,  # type: ignore[arg-type]
-                    max_per_class=filled.get("max_per_class"), top_losses=int(_get(filled, "top_losses")))
