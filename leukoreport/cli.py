@@ -116,8 +116,10 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     """Register `leukoreport predict`."""
     parser = commands.add_parser(
         "predict", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="classify new images with a trained model.pkl and write a CSV of class probabilities",
-        description="Classify image files and folders with an exported fastai learner (a run's model.pkl).\n"
+        help="classify new images with a trained model (model.safetensors or model.pkl) and write a CSV of class "
+             "probabilities",
+        description="Classify image files and folders with a run's model: its model.safetensors (or model.json)\n"
+                    "rebuilds the learner without unpickling anything; its model.pkl is an exported fastai learner.\n"
                     "Folders are searched recursively and every non-hidden file in them is listed, images or\n"
                     "not, sorted by path; files and folders keep the order of the arguments. Every file is fully\n"
                     "decoded before any prediction; a file that cannot be (corrupt, truncated, empty, not an\n"
@@ -125,14 +127,19 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
                     "one 'error:' line on stderr, and the other files are still classified. Every 10 batches\n"
                     "a progress line goes to stderr ('classified 640/7500 images (8.5%), 42 s, est. 7 min left').",
         epilog="examples:\n"
-               "  leukoreport predict results/splits/42/seeds/42/model.pkl data/external_monocyte "
+               "  leukoreport predict results/splits/42/seeds/42/model.safetensors data/external_monocyte "
                "--out predictions.csv\n"
                "  leukoreport predict model.pkl new_cells/ extra.jpg --out new.csv --tta --device cpu\n\n"
                "Columns: path, prediction, prob_<class> (one per class of the model, in its order), status\n"
                "('ok' or why the file could not be classified; prediction and probabilities are then empty).\n"
                "Exit status: 0 every file classified, 1 some file failed, 2 bad arguments (e.g. model not found).\n"
-               "MODEL is unpickled when loaded (fastai load_learner): only load models you trust.")
-    parser.add_argument("model", metavar="MODEL", help="exported learner, e.g. results/splits/42/seeds/42/model.pkl")
+               "Both model files give the same probabilities. A model.pkl is unpickled when loaded (fastai\n"
+               "load_learner, which warns so): it can run code, so only load one you trust, and it is refused\n"
+               "when a train.json beside it records another SHA-256. model.safetensors + model.json run no code;\n"
+               "their weights must match the SHA-256 recorded in model.json.")
+    parser.add_argument("model", metavar="MODEL",
+                        help="a run's model.safetensors (with model.json beside it), model.json, or model.pkl, "
+                             "e.g. results/splits/42/seeds/42/model.safetensors")
     parser.add_argument("paths", metavar="PATH", nargs="+", help="image files and folders of images")
     parser.add_argument("--out", type=Path, required=True, metavar="CSV",
                         help="CSV file to write (written atomically; missing folders are created)")
@@ -422,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rerun, audit and report leukocyte image classification experiments.",
         epilog="examples:\n"
                "  leukoreport run --cores 2 --configfile config/smoke.yaml\n"
-               "  leukoreport predict results/splits/42/seeds/42/model.pkl new_cells/ --out predictions.csv\n"
+               "  leukoreport predict results/splits/42/seeds/42/model.safetensors new_cells/ --out predictions.csv\n"
                "  leukoreport compare runs/baseline runs/augmented --out results/compare\n\n"
                "Run 'leukoreport COMMAND --help' for the options of one command.")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)

@@ -10,10 +10,15 @@ from pathlib import Path
 import jsonschema
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.config.provenance import external_paths
+from leukoreport.config.provenance import external_path, external_paths
 from leukoreport.config.settings import with_defaults
 
-__all__ = ["check_config", "exit_on_error", "key_path"]
+__all__ = ["SNAKEMAKE_PATH_CHARACTERS", "check_config", "check_path_characters", "exit_on_error", "key_path",
+           "path_keys"]
+
+# Snakemake reads `{name}` in a file path as a wildcard (an input it cannot name fails, a finished run may skip
+# the job) and expands `<name>` as a path variable (`<results>` becomes `results`, another name is an error).
+SNAKEMAKE_PATH_CHARACTERS = "{}<>"
 
 
 @contextmanager
@@ -36,9 +41,31 @@ def key_path(parts) -> str:
     return text or "(top level)"
 
 
+def path_keys(config: dict) -> dict[str, str]:
+    """Every path-valued config key (dotted) and its value: data_dir, external.NAME (or external.NAME.path),
+    compare_with and claims, where set."""
+    keys = {"data_dir": config.get("data_dir")}
+    for name, entry in (config.get("external") or {}).items():
+        keys[f"external.{name}.path" if isinstance(entry, dict) else f"external.{name}"] = external_path(entry)
+    keys.update(compare_with=config.get("compare_with"), claims=config.get("claims"))
+    return {key: value for key, value in keys.items() if isinstance(value, str)}
+
+
+def check_path_characters(config: dict) -> None:
+    """LeukoError naming the first path-valued key (``path_keys``) whose value holds a character Snakemake treats
+    specially in file paths ({ } < >)."""
+    for key, value in path_keys(config).items():
+        bad = next((c for c in value if c in SNAKEMAKE_PATH_CHARACTERS), None)
+        if bad is not None:
+            raise LeukoError(f"config key {key}: {value!r} contains {bad!r}, which Snakemake reads in file paths "
+                             "({name} is a wildcard, <name> a path variable); rename the folder or file, or link "
+                             "it under a name without { } < >")
+
+
 def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = ".") -> dict:
     """The config validated once against the schema, with the schema's defaults filled in (a copy); raises
-    ``LeukoError`` for the first schema violation, bad split fractions or missing data folder."""
+    ``LeukoError`` for the first schema violation, bad split fractions, a path with a character Snakemake treats
+    specially or a missing data folder."""
     if "split_seed" in config:
         raise LeukoError("config key split_seed: replaced by split_seeds, a list (e.g. split_seeds: [42])")
     filled, errors = with_defaults(config, schema_path)
@@ -58,6 +85,7 @@ def check_config(config: dict, schema_path: str | Path, base_dir: str | Path = "
     fractions = config.get("split_fractions")
     if fractions is not None and not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
         raise LeukoError(f"config key split_fractions: {fractions} must sum to 1")
+    check_path_characters(filled)
     base = Path(base_dir)
     folders = {"data_dir": config["data_dir"]}
     folders.update({f"external.{name}": path for name, path in external_paths(config).items()})

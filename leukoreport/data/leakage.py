@@ -359,18 +359,42 @@ def summarize(table: pd.DataFrame, pairs: pd.DataFrame, max_distance: int, hash_
     )
 
 
+def _reuse_hashes(known: pd.DataFrame, hash_size: int) -> pd.DataFrame:
+    """The HASH_COLUMNS rows of an earlier hash table, one per path; LeukoError unless its hashes have
+    `hash_size` ** 2 bits."""
+    _require(known, HASH_COLUMNS, "known hashes")
+    known = known[HASH_COLUMNS].drop_duplicates("path").astype({"path": str, "phash": str, "pixels": str})
+    digits = hash_size ** 2 // 4
+    wrong = known["phash"].str.len() != digits
+    if wrong.any():
+        raise LeukoError(f"known hashes: phash {known['phash'][wrong].iloc[0]!r} is not a {hash_size ** 2}-bit "
+                         f"hash ({digits} hex digits, leakage_hash_size {hash_size})")
+    return known.astype({"width": "int64", "height": "int64"})
+
+
 def audit(
     split: pd.DataFrame,
     externals: dict[str, pd.DataFrame],
     root: str | Path,
     max_distance: int = 4,
     hash_size: int = 8,
+    known: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, LeakageSummary]:
-    """Hash every split and external image under `root`; return (hash table, pairs, summary)."""
+    """Hash every split and external image under `root`; return (hash table, pairs, summary).
+
+    Paths in `known` (an earlier hash table, e.g. the split-only audit's) reuse its hashes and are not read again.
+    """
     bits = _check_hash_size(hash_size) ** 2
     max_distance = _check_distance(max_distance, bits)
     table = group_table(split, externals)
-    hashes = hash_images(list(pd.unique(table["path"])), root, hash_size)
+    paths, parts = list(pd.unique(table["path"])), []
+    if known is not None:
+        reused = _reuse_hashes(known, hash_size)
+        parts.append(reused[reused["path"].isin(paths)])
+        done = set(parts[0]["path"])
+        paths = [p for p in paths if p not in done]
+    parts.append(hash_images(paths, root, hash_size))
+    hashes = pd.concat([p for p in parts if len(p)] or parts[-1:], ignore_index=True)
     table = table.merge(hashes, on="path", how="left", validate="many_to_one")
     pairs = find_pairs(table, max_distance)
     return table, pairs, summarize(table, pairs, max_distance, hash_size)

@@ -17,24 +17,11 @@ from leukoreport.inference.features import pooled_features
 from leukoreport.stats.metrics import prob_columns
 
 __all__ = ["EPS", "PROGRESS_EVERY", "TTA_PASSES", "batch_progress", "fast_inference", "inference_workers",
-           "load_model", "predict", "predict_with_features", "progress_line", "seeded_tta", "tta_progress"]
+           "predict", "predict_with_features", "progress_line", "seeded_tta", "tta_progress"]
 
 EPS = 1e-15
 PROGRESS_EVERY = 10  # batches between two progress lines of a prediction pass
 TTA_PASSES = 5  # fastai ``learn.tta``: four augmented passes (its n=4) and a plain one
-
-
-def load_model(path: str | Path, cpu: bool = True):
-    """``fastai.vision.all.load_learner`` with a one-line error for a missing or unreadable file."""
-    from fastai.learner import load_learner
-
-    path = Path(path)
-    if not path.is_file():
-        raise LeukoError(f"{path}: model file not found")
-    try:
-        return load_learner(path, cpu=cpu)
-    except Exception as exc:
-        raise LeukoError(f"{path}: cannot load fastai learner ({type(exc).__name__}: {exc})") from exc
 
 
 def inference_workers(n_images: int, batch_size: int, requested: int) -> int:

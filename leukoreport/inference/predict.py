@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 from leukoreport.base.atomic_io import write_csv
 from leukoreport.base.errors import LeukoError
 from leukoreport.data.images import is_hidden, validate_image
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.stats.metrics import prob_columns
 
 __all__ = ["DEVICES", "OK", "Prediction", "check_image", "class_names", "collect_images", "load_learner_on",
@@ -98,16 +98,13 @@ def resolve_device(name: str) -> str:
 
 
 def load_learner_on(model: str | Path, device: str = "cpu"):
-    """Load an exported fastai learner (``model.pkl``) onto ``device`` in inference mode."""
+    """Load a model onto ``device`` in inference mode: a ``model.pkl`` (unpickled, with fastai's warning; refused
+    when a train.json beside it records another SHA-256) or a ``model.safetensors``/``model.json`` pair (rebuilt,
+    nothing unpickled); see ``inference.model_files``."""
     path = Path(model)
     if not path.is_file():
         raise LeukoError(f"{path.as_posix()}: model file not found")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation notices on importing fastai
-        warnings.filterwarnings("ignore", message=".*insecure pickle.*")  # said once in --help instead
-        from leukoreport.inference.evaluate import load_model
-
-        learn = load_model(path, cpu=True)
+    learn = load_model_file(path, cpu=True)
     if device != "cpu":
         import torch
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.inference.evaluate import load_model
+from leukoreport.inference.model_files import load_model_file
 
 __all__ = ["compare_predictions", "compare_weights", "reproducibility_record"]
 
@@ -61,7 +61,8 @@ def reproducibility_record(split_seed: int, seed: int, original_model: str | Pat
     bit (both models loaded on the CPU)."""
     pred = compare_predictions(pd.read_csv(original_predictions), pd.read_csv(predictions),
                                f"{original_predictions} and {predictions}")
-    weights = compare_weights(load_model(original_model).model.state_dict(), load_model(model).model.state_dict(),
+    weights = compare_weights(load_model_file(original_model).model.state_dict(),
+                              load_model_file(model).model.state_dict(),
                               f"{original_model} and {model}")
     return {"split_seed": int(split_seed), "seed": int(seed), **pred, **weights,
             "predictions": Path(predictions).as_posix(), "model": Path(model).as_posix()}

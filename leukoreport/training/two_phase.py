@@ -18,12 +18,26 @@ from leukoreport.base.atomic_io import atomic_path
 from leukoreport.base.errors import LeukoError
 from leukoreport.base.step_log import eta_seconds, rough_duration
 from leukoreport.config.settings import schema_defaults, with_defaults
+from leukoreport.training.checkpoint import (
+    TrainState,
+    checkpoint_callback,
+    fit_state,
+    load_checkpoint,
+    restore_fit,
+    restore_rng,
+    resume_callback,
+    rng_state,
+    save_checkpoint,
+    train_fingerprint,
+)
 from leukoreport.training.device import describe_device, resolve_device, resolve_precision
 from leukoreport.training.stain_jitter import StainAugmentation, stain_transforms, strip_leukoreport
 
-__all__ = ["Augmentation", "HISTORY_COLUMNS", "PhaseConfig", "PhaseResult", "TrainConfig", "batch_limit",
-           "build_learner", "epoch_line", "epoch_progress", "export_learner", "make_dataloaders", "train",
-           "train_phase"]
+__all__ = ["Augmentation", "EXPORT_OVERHEAD", "HISTORY_COLUMNS", "PhaseConfig", "PhaseResult", "TrainConfig",
+           "batch_limit", "build_learner", "epoch_line", "epoch_progress", "export_learner", "make_dataloaders",
+           "train", "train_phase"]
+
+EXPORT_OVERHEAD = 200_000  # bytes of a model.pkl beyond its tensors (the pickled learner; 0.1 MB measured)
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "train_loss", "valid_loss", "accuracy", "train_accuracy",
                    "seconds"]
@@ -329,11 +343,15 @@ def batch_limit(max_batches: int):
 
 
 def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int, schedule: str,
-                extra_cbs: list | None = None, progress: Callable[[str], None] = print):
+                extra_cbs: list | None = None, progress: Callable[[str], None] = print,
+                save: Callable[[int, dict], None] | None = None, resume: TrainState | None = None):
     """Run one phase; returns its history rows and a ``PhaseResult`` (best weights restored).
 
-    ``progress`` gets one line per epoch (``epoch_line``) in place of fastai's bare lists."""
+    ``progress`` gets one line per epoch (``epoch_line``) in place of fastai's bare lists. ``save(epochs done,
+    fit state)`` is called after every epoch; ``resume`` (a checkpoint inside this phase) skips its finished
+    epochs and restores the optimiser, tracker, early-stopping and random state before the next one."""
     from fastai.callback.tracker import EarlyStoppingCallback
+    from fastcore.foundation import L
 
     if phase_cfg.frozen:
         learn.freeze()
@@ -343,10 +361,17 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
     stopper = EarlyStoppingCallback(monitor="valid_loss", patience=phase_cfg.patience)
     fit = learn.fit_one_cycle if schedule == "one_cycle" else learn.fit
     start = time.perf_counter()
-    cbs = [tracker, stopper, epoch_progress(phase_no, phase_cfg, progress), *(extra_cbs or [])]
+    progress_cb = epoch_progress(phase_no, phase_cfg, progress)
+    cbs = [tracker, stopper, progress_cb, *(extra_cbs or [])]
+    if resume is not None:
+        learn.opt.load_state_dict({"state": resume.optimizer["state"], "hypers": L(resume.optimizer["hypers"])})
+        cbs.append(resume_callback(resume.phase_epochs, lambda: restore_fit(learn, tracker, stopper, progress_cb,
+                                                                             resume.fit, resume.rng)))
+    if save is not None:
+        cbs.append(checkpoint_callback(lambda done: save(done, fit_state(learn, tracker, stopper, progress_cb))))
     with learn.no_bar(), learn.no_logging():  # no bare fastai lists: the progress callback reports each epoch
         fit(phase_cfg.max_epochs, phase_cfg.lr, cbs=cbs)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + (sum(resume.fit["seconds"]) if resume is not None else 0.0)
     names = list(learn.recorder.metric_names[1:-1])  # train_loss, valid_loss, accuracy
     rows = []
     for i, values in enumerate(learn.recorder.values):
@@ -378,13 +403,40 @@ def train_phase(learn, phase_cfg: PhaseConfig, phase_no: int, epoch_offset: int,
     return rows, result
 
 
+def _saver(path: Path, fingerprint: str, learn, phase_no: int, rows: list[dict], phases: list[dict]):
+    """``save(epochs done, fit state)`` for ``train_phase``: a checkpoint inside phase ``phase_no``."""
+
+    def save(done: int, fit: dict) -> None:
+        save_checkpoint(path, TrainState(
+            fingerprint=fingerprint, phase=phase_no, phase_epochs=done, epochs_done=len(rows) + done,
+            model=learn.model.state_dict(), rows=rows, phases=phases,
+            rng=rng_state([learn.dls.train, learn.dls.valid]), optimizer=learn.opt.state_dict(), fit=fit))
+
+    return save
+
+
+def _resume_line(state: TrainState, cfg: TrainConfig, path: Path) -> str:
+    """'resuming after epoch 3 (phase 2, epoch 1 of 20) from FILE' or, once every phase ended, 'resuming after
+    epoch 9 (training finished; exporting) from FILE'."""
+    if state.phase > len(cfg.phases):
+        where = "training finished; exporting"
+    elif state.phase_epochs == 0:
+        where = f"phase {state.phase - 1} finished"
+    else:
+        where = f"phase {state.phase}, epoch {state.phase_epochs} of {cfg.phases[state.phase - 1].max_epochs}"
+    return f"resuming after epoch {state.epochs_done} ({where}) from {path.as_posix()}"
+
+
 def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None = None, init: str = "",
-          cache=None, progress: Callable[[str], None] = print):
+          cache=None, progress: Callable[[str], None] = print, checkpoint: str | Path | None = None):
     """Seed everything, train both phases, and return ``(learner, history, info)``; ``progress`` gets one line
     per epoch (``epoch_line``).
 
     With ``cache`` (a ``data.image_cache.ImageCache`` of the split) the images come from it; the returned learner
     holds the usual file-based DataLoaders either way, so that its export loads with ``load_learner`` alone.
+    With ``checkpoint`` (a file path) the state is saved there after every epoch and at the end of every phase,
+    and a checkpoint of the same recipe, split and seed found there is resumed after its last finished epoch;
+    the caller removes it once its outputs are written.
     """
     import torch
     from fastai.torch_core import set_seed
@@ -410,11 +462,33 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     if cfg.max_batches:
         extra.append(batch_limit(cfg.max_batches))
     rows: list[dict] = []
-    phases = []
+    phases: list[dict] = []
+    state, path = None, Path(checkpoint) if checkpoint else None
+    fingerprint = train_fingerprint(asdict(cfg), seed, split.to_dict("records"), init)
+    if path is not None:
+        state, note = load_checkpoint(path, fingerprint)
+        if note:
+            progress(note)
+    if state is not None:
+        progress(_resume_line(state, cfg, path))
+        learn.model.load_state_dict(state.model)
+        rows, phases = list(state.rows), list(state.phases)
+        if state.phase_epochs == 0:
+            restore_rng(state.rng, [learn.dls.train, learn.dls.valid])
     for number, phase_cfg in enumerate(cfg.phases, start=1):
-        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule, extra, progress)
+        if state is not None and number < state.phase:
+            continue
+        resume = state if state is not None and number == state.phase and state.phase_epochs else None
+        save = _saver(path, fingerprint, learn, number, rows, phases) if path is not None else None
+        phase_rows, result = train_phase(learn, phase_cfg, number, len(rows), cfg.schedule, extra, progress,
+                                         save, resume)
         rows += phase_rows
         phases.append(asdict(result))
+        if path is not None:
+            save_checkpoint(path, TrainState(
+                fingerprint=fingerprint, phase=number + 1, phase_epochs=0, epochs_done=len(rows),
+                model=learn.model.state_dict(), rows=rows, phases=phases,
+                rng=rng_state([learn.dls.train, learn.dls.valid])))
     learn.dls = dls
     strip_leukoreport(learn.dls)  # the stain jitter is train-only: the export must need fastai alone
     learn.model.to(memory_format=torch.contiguous_format)
@@ -444,15 +518,23 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
         "optimizer": "fastai Adam, foreach step" if opt_func else "fastai Adam",
         "train_images_per_second": round(n_images / max(1e-9, sum(r["seconds"] for r in rows)), 2),
         "phases": phases,
+        **({"resumed_after_epoch": state.epochs_done} if state is not None else {}),
     }
     return learn, pd.DataFrame(rows, columns=HISTORY_COLUMNS), info
 
 
 def export_learner(learn, out: str | Path) -> None:
     """``Learner.export`` to ``out`` atomically, so a failed job leaves no model.pkl; leukoreport transforms
-    are removed from the learner's DataLoaders first."""
+    are removed from the learner's DataLoaders first. On failure (a full disk: one line naming the file and the
+    size) the learner keeps its DataLoaders and optimiser."""
     out = Path(out).resolve()
     strip_leukoreport(learn.dls)
     learn.path = out.parent
-    with atomic_path(out) as tmp:
-        learn.export(tmp)
+    dls, opt = learn.dls, learn.opt
+    size = sum(t.numel() * t.element_size() for t in learn.model.state_dict().values())
+    try:
+        with atomic_path(out, size_hint=size + EXPORT_OVERHEAD) as tmp:
+            learn.export(tmp)
+    except BaseException:
+        learn.dls, learn.opt = dls, opt  # fastai restores them only after a successful save
+        raise

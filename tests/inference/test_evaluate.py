@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.inference.evaluate import load_model, predict
+from leukoreport.inference.evaluate import predict
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
 
@@ -19,7 +20,7 @@ def model_path(tiny_split, tmp_path_factory, exported_model):
 
 
 def test_predictions_consistent(model_path, tiny_split):
-    learn = load_model(model_path)
+    learn = load_model_file(model_path)
     test = tiny_split[tiny_split["split"] == "test"]
     pred = predict(learn, test, batch_size=4)
     probs = pred[["prob_alpha", "prob_beta", "prob_gamma"]].to_numpy()
@@ -34,12 +35,12 @@ def test_predictions_consistent(model_path, tiny_split):
 
 
 def test_unknown_label_and_missing_model(model_path, tiny_split, tmp_path):
-    learn = load_model(model_path)
+    learn = load_model_file(model_path)
     bad = tiny_split.head(2).assign(label="delta")
     with pytest.raises(LeukoError, match="delta"):
         predict(learn, bad)
     with pytest.raises(LeukoError, match="nothing.pkl: model file not found"):
-        load_model(tmp_path / "nothing.pkl")
+        load_model_file(tmp_path / "nothing.pkl")
 
 
 def test_features_come_from_the_same_single_forward_pass(model_path, tiny_split, tmp_path):
@@ -48,7 +49,7 @@ def test_features_come_from_the_same_single_forward_pass(model_path, tiny_split,
     from leukoreport.data.embeddings import load_embeddings, save_embeddings
     from leukoreport.inference.evaluate import predict_with_features
 
-    learn = load_model(model_path)
+    learn = load_model_file(model_path)
     test = tiny_split[tiny_split["split"] == "test"]
     calls = []
     handle = learn.model.register_forward_hook(lambda *a: calls.append(1))
@@ -92,7 +93,7 @@ def test_tta_predictions_are_fastai_tta_seeded_with_the_run_seed(model_path, tin
 
     from leukoreport.inference.evaluate import predict_with_features
 
-    learn = load_model(model_path)
+    learn = load_model_file(model_path)
     test = tiny_split[tiny_split["split"] == "test"]
     cols = ["prob_alpha", "prob_beta", "prob_gamma"]
     plain, plain_emb = predict_with_features(learn, test, batch_size=4)
@@ -133,7 +134,7 @@ def test_fast_inference_changes_no_prediction(model_path, tiny_split, batch_size
 
     from leukoreport.inference.evaluate import predict_with_features
 
-    learn = load_model(model_path)
+    learn = load_model_file(model_path)
     test = tiny_split[tiny_split["split"] != "train"]  # 12 images: one batch of 64, or three of 4
     old_probs, old_features = _old_inference(learn, test, batch_size, num_workers)
     stem = learn.model[0][0].weight

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +32,8 @@ BAD = {"corrupt.png": "not an image file (PIL cannot identify it)", "damaged.png
 
 @pytest.fixture(scope="module")
 def model(tiny_split, tmp_path_factory, exported_model) -> Path:
-    return exported_model(tiny_split, CFG, tmp_path_factory.mktemp("model"))
+    """model.pkl, with model.safetensors and model.json beside it."""
+    return exported_model(tiny_split, CFG, tmp_path_factory.mktemp("model"), safe=True)
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +269,61 @@ def test_cuda_requested_without_cuda(model, folder, tmp_path, capsys):
     assert main(["predict", str(model), str(folder), "--out", str(tmp_path / "p.csv"), "--device", "cuda"]) == 2
     assert capsys.readouterr().err == ("error: --device: 'cuda' requested but CUDA is not available on this machine "
                                        "(use cpu)\n")
+
+
+# --------------------------------------------------------------------------- model.safetensors and model.pkl
+
+@pytest.mark.parametrize("tta", [False, True], ids=["plain", "tta"])
+def test_safetensors_and_pkl_write_the_same_csv(model, tmp_path, tta):
+    """`leukoreport predict` on the nine external monocytes: byte-identical CSVs from model.pkl, model.safetensors
+    and model.json, with and without --tta."""
+    extra = ["--tta", "--seed", "5"] if tta else []
+    written = {}
+    for name in ("model.pkl", "model.safetensors", "model.json"):
+        out = tmp_path / f"{name}.csv"
+        assert main(["predict", str(model.parent / name), str(ROOT / "data" / "external_monocyte"), "--out", str(out),
+                     "--device", "cpu", "--batch-size", "4", *extra]) == 0
+        written[name] = out.read_bytes()
+    assert len(pd.read_csv(tmp_path / "model.pkl.csv")) == 9
+    assert written["model.pkl"] == written["model.safetensors"] == written["model.json"]
+
+
+def test_a_crafted_pickle_with_another_hash_in_train_json_is_refused(model, folder, tmp_path, capsys,
+                                                                     write_crafted_pickle):
+    """Exit 2 with one line naming both hashes; the pickle's code never runs, no CSV is written; the genuine
+    model.safetensors beside it predicts without running it either."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.safetensors", "model.json"):
+        shutil.copy(model.parent / name, run / name)
+    marker = tmp_path / "marker"
+    crafted = write_crafted_pickle(run / "model.pkl", marker)
+    genuine = hashlib.sha256(model.read_bytes()).hexdigest()
+    (run / "train.json").write_text(json.dumps({"model_sha256": genuine}))
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(crafted), str(folder / "b_good.png"), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    actual = hashlib.sha256(crafted.read_bytes()).hexdigest()
+    assert err.count("\n") == 1 and err.startswith(f"error: {crafted.as_posix()}: SHA-256 {actual} differs from "
+                                                    f"{genuine} recorded in {(run / 'train.json').as_posix()}")
+    assert not marker.exists() and not out.exists()
+    assert main(["predict", str(run / "model.safetensors"), str(folder / "b_good.png"), "--out", str(out),
+                 "--device", "cpu", "--tta"]) == 0
+    assert not marker.exists() and out.is_file()
+
+
+def test_the_cli_shows_fastais_pickle_warning_for_model_pkl_only(model, folder, tmp_path):
+    """As a user runs it (a fresh Python): the insecure-pickle warning reaches stderr for model.pkl, not for
+    model.safetensors."""
+    code = ("import sys\nfrom leukoreport.cli import main\n"
+            "for name in ('model.pkl', 'model.safetensors'):\n"
+            "    print(f'=== {name}', file=sys.stderr, flush=True)\n"
+            f"    main(['predict', {str(model.parent)!r} + '/' + name, {str(folder / 'b_good.png')!r}, '--out', "
+            f"{str(tmp_path / 'p.csv')!r}, '--device', 'cpu'])\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pkl, safe = done.stderr.split("=== model.safetensors")
+    assert "insecure pickle module" in pkl and "Only load files you trust" in pkl
+    assert "pickle" not in safe

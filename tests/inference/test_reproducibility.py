@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.inference.evaluate import load_model, predict
+from leukoreport.inference.evaluate import predict
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.inference.reproducibility import compare_predictions, compare_weights, reproducibility_record
 from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
@@ -23,13 +24,13 @@ def three_runs(tiny_split, tmp_path_factory, exported_model):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         folder = tmp_path_factory.mktemp(name)
         model = exported_model(tiny_split, cfg, folder, seed=seed)
-        predict(load_model(model), test, batch_size=4).to_csv(folder / "predictions.csv", index=False)
+        predict(load_model_file(model), test, batch_size=4).to_csv(folder / "predictions.csv", index=False)
         out[name] = (model, folder / "predictions.csv")
     return out
 
 
 def _state(path):
-    return load_model(path).model.state_dict()
+    return load_model_file(path).model.state_dict()
 
 
 def test_same_seed_is_identical(three_runs):

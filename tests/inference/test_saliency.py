@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.inference.evaluate import load_model
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.inference.saliency import (
     cam_batch,
     class_indices,
@@ -34,7 +34,7 @@ def model(tiny_split, tmp_path_factory, exported_model) -> Path:
 
 @pytest.fixture(scope="module")
 def learn(model):
-    return load_model(model)
+    return load_model_file(model)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_equals_pytorch_grad_cam_on_the_same_batch(learn, images, maps):
 def test_learner_left_unchanged(model, images):
     import torch
 
-    learn = load_model(model)
+    learn = load_model_file(model)
     learn.freeze()  # a mix of frozen and trainable parameters
     learn.model.train()
     params = list(learn.model.parameters())

@@ -17,7 +17,8 @@ from leukoreport.config.settings import ShiftSettings, Uncertainty
 from leukoreport.data.image_stats import shift_table, statistics_table
 from leukoreport.data.images import discover
 from leukoreport.data.split import stratified_split, subsample
-from leukoreport.inference.evaluate import load_model, predict_with_features
+from leukoreport.inference.evaluate import predict_with_features
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.report.sections.validity import baseline_cells, gain_text
 from leukoreport.stats.baselines import add_baselines, baselines
 from leukoreport.stats.metrics import compute_metrics
@@ -48,7 +49,7 @@ def sets(tmp_path_factory):
     split = stratified_split(subsample(discover(ROOT / "data" / "leukocytes"), PER_CLASS, 0), (0.7, 0.15, 0.15), 42)
     learn, _, _ = train(split, CFG, seed=1, threads=2)
     export_learner(learn, root / "model.pkl")
-    learn = load_model(root / "model.pkl")
+    learn = load_model_file(root / "model.pkl")
     test = split[split["split"] == "test"].reset_index(drop=True)
     copies, shifted = [], []
     for path, label in zip(test["path"], test["label"]):

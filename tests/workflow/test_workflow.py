@@ -680,7 +680,7 @@ def test_reproducibility_check_is_bit_identical_on_the_cpu(smoke_run):
     """The smoke config is deterministic on the CPU: the second training of split 42, seed 1 equals the first."""
     import torch
 
-    from leukoreport.inference.evaluate import load_model
+    from leukoreport.inference.model_files import load_model_file
 
     project, cfg, _ = smoke_run
     folder = project / "results/splits/42/reproducibility"
@@ -693,6 +693,6 @@ def test_reproducibility_check_is_bit_identical_on_the_cpu(smoke_run):
     a = pd.read_csv(original / "test/predictions.csv").sort_values("path").reset_index(drop=True)
     b = pd.read_csv(again / "test/predictions.csv").sort_values("path").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    state_a, state_b = (load_model(p / "model.pkl").model.state_dict() for p in (original, again))
+    state_a, state_b = (load_model_file(p / "model.pkl").model.state_dict() for p in (original, again))
     assert record["n_tensors"] == len(state_a) and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert json.loads((again / "train.json").read_text())["seed"] == seed

@@ -7,10 +7,12 @@ rule reproducibility_train:
     input:
         split="results/splits/{split}/split.csv",
         weights="results/weights/resnet18.json",
-        audit="results/splits/{split}/audit/leakage.json",
+        audit="results/splits/{split}/audit/split_leakage.json",
         cache=cache_input,
     output:
         model=f"{REPRO}/seed{{seed}}/model.pkl",
+        weights=f"{REPRO}/seed{{seed}}/model.safetensors",
+        spec=f"{REPRO}/seed{{seed}}/model.json",
         history=f"{REPRO}/seed{{seed}}/history.csv",
         info=f"{REPRO}/seed{{seed}}/train.json",
     log:

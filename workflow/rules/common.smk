@@ -96,8 +96,18 @@ def dataset_images(wildcards):
     return f"results/data/external/{wildcards.dataset}.csv"
 
 
+def canonical(value):
+    """`value` with the keys of every mapping in it sorted: Snakemake compares params by their text, so the order
+    of keys in a config file would otherwise rerun jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def train_params(wildcards):
-    """The training part of the job's variant config, passed to the train script."""
+    """The training part of the job's variant config (mappings in sorted key order), passed to the train script."""
     keys = [
         "size",
         "batch_size",
@@ -114,7 +124,7 @@ def train_params(wildcards):
         "max_batches",
     ]
     cfg = recipe(wildcards)
-    return {key: cfg[key] for key in keys}
+    return {key: canonical(cfg[key]) for key in keys}
 
 
 def cache_input(wildcards):

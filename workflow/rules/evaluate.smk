@@ -1,6 +1,7 @@
 rule evaluate:
     input:
         model=f"{RUN}/model.pkl",
+        info=f"{RUN}/train.json",
         images=dataset_images,
         split="results/splits/{split}/split.csv",
     output:

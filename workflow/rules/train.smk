@@ -22,10 +22,12 @@ rule train:
     input:
         split="results/splits/{split}/split.csv",
         weights="results/weights/resnet18.json",
-        audit="results/splits/{split}/audit/leakage.json",
+        audit="results/splits/{split}/audit/split_leakage.json",
         cache=cache_input,
     output:
         model=f"{RUN}/model.pkl",
+        weights=f"{RUN}/model.safetensors",
+        spec=f"{RUN}/model.json",
         history=f"{RUN}/history.csv",
         info=f"{RUN}/train.json",
     log:

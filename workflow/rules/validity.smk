@@ -74,26 +74,17 @@ rule image_shift:
 rule shift:
     input:
         train=f"{RUN}/train_embeddings.npz",
-        data=expand(
-            f"{RUN}/{{dataset}}/embeddings.npz", dataset=DATASETS, allow_missing=True
-        ),
-        predictions=expand(
-            f"{RUN}/{{dataset}}/predictions.csv", dataset=DATASETS, allow_missing=True
-        ),
+        test=f"{RUN}/test/embeddings.npz",
+        data=f"{RUN}/{{dataset}}/embeddings.npz",
+        predictions=f"{RUN}/{{dataset}}/predictions.csv",
     output:
-        ood=expand(f"{RUN}/{{dataset}}/ood.csv", dataset=DATASETS, allow_missing=True),
-        summary=expand(
-            f"{RUN}/{{dataset}}/shift.json", dataset=DATASETS, allow_missing=True
-        ),
-        curve=expand(
-            f"{RUN}/{{dataset}}/risk_coverage.csv",
-            dataset=DATASETS,
-            allow_missing=True,
-        ),
+        ood=f"{RUN}/{{dataset}}/ood.csv",
+        summary=f"{RUN}/{{dataset}}/shift.json",
+        curve=f"{RUN}/{{dataset}}/risk_coverage.csv",
     log:
-        f"{ROOT}/logs/shift_split{{split}}_seed{{seed}}.log",
+        f"{ROOT}/logs/shift_split{{split}}_seed{{seed}}_{{dataset}}.log",
     benchmark:
-        f"{ROOT}/benchmarks/shift_split{{split}}_seed{{seed}}.tsv"
+        f"{ROOT}/benchmarks/shift_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 1
@@ -102,7 +93,7 @@ rule shift:
         runtime=20,
     params:
         settings=shift_settings(),
-        datasets=DATASETS,
+        name=lambda wc: wc.dataset,
     script:
         "../scripts/shift.py"
 
@@ -168,20 +159,14 @@ rule label_audit:
 rule gradcam:
     input:
         model=f"{RUN}/model.pkl",
-        predictions=expand(
-            f"{RUN}/{{dataset}}/predictions.csv", dataset=DATASETS, allow_missing=True
-        ),
+        predictions=f"{RUN}/{{dataset}}/predictions.csv",
     output:
-        table=expand(
-            f"{RUN}/{{dataset}}/saliency.csv", dataset=DATASETS, allow_missing=True
-        ),
-        figure=expand(
-            f"{RUN}/{{dataset}}/saliency.png", dataset=DATASETS, allow_missing=True
-        ),
+        table=f"{RUN}/{{dataset}}/saliency.csv",
+        figure=f"{RUN}/{{dataset}}/saliency.png",
     log:
-        f"{ROOT}/logs/gradcam_split{{split}}_seed{{seed}}.log",
+        f"{ROOT}/logs/gradcam_split{{split}}_seed{{seed}}_{{dataset}}.log",
     benchmark:
-        f"{ROOT}/benchmarks/gradcam_split{{split}}_seed{{seed}}.tsv"
+        f"{ROOT}/benchmarks/gradcam_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
     conda:
         "../envs/leukoreport.yaml"
     threads: 2
@@ -190,7 +175,7 @@ rule gradcam:
         runtime=20,
     params:
         images=VALIDITY["gradcam"]["images"],
-        datasets=DATASETS,
+        name=lambda wc: wc.dataset,
         top_losses=config["top_losses"],
         device=config["device"],
     script:

@@ -1,5 +1,5 @@
 """Predict one dataset with one seed's model (one forward pass: predictions and features; optional seeded TTA
-for the predictions) and score it."""
+for the predictions) and score it; model.pkl is first checked against the SHA-256 its train.json records."""
 
 import pandas as pd
 
@@ -7,7 +7,8 @@ from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
 from leukoreport.config.settings import Uncertainty
 from leukoreport.data.embeddings import save_embeddings
-from leukoreport.inference.evaluate import load_model, predict_with_features
+from leukoreport.inference.evaluate import predict_with_features
+from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.stats.baselines import add_baselines
 from leukoreport.stats.metrics import compute_metrics
 from leukoreport.training.device import resolve_device
@@ -17,7 +18,10 @@ with step_log(snakemake.log[0]) as log:
     if "split" in images.columns:
         images = images[images["split"] == "test"]
     split = pd.read_csv(snakemake.input.split)
-    learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
+    if not verify_model(snakemake.input.model, snakemake.input.info):
+        print(f"{snakemake.input.info}: no model_sha256 recorded (trained before checksums): "
+              f"{snakemake.input.model} not checked")
+    learn = load_model_file(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
     tta, seed = bool(snakemake.params.tta), int(snakemake.wildcards.seed)  # TTA seeded with the training seed
     predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads,
                                                     tta, seed, log.progress)

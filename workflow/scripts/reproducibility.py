@@ -5,14 +5,15 @@ import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.step_log import step_log
-from leukoreport.inference.evaluate import load_model, predict
+from leukoreport.inference.evaluate import predict
+from leukoreport.inference.model_files import load_model_file
 from leukoreport.inference.reproducibility import reproducibility_record
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:
     split = pd.read_csv(snakemake.input.split)
     images = split[split["split"] == "test"]
-    learn = load_model(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
+    learn = load_model_file(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
     seed = int(snakemake.params.seed)  # TTA seeded with the training seed, as in rule evaluate
     predictions = predict(learn, images, snakemake.params.batch_size, snakemake.threads, bool(snakemake.params.tta),
                           seed, log.progress)
