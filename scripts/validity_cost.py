@@ -1,8 +1,13 @@
 """What the external-validity diagnostics add to a finished run: wall seconds from Snakemake's benchmark files.
 
-Usage: python scripts/validity_cost.py [RESULTS_DIR]   (default results/). Prints seconds per rule and the ratio
-of the diagnostics' time to the evaluation-and-report time of the same run (both summed over jobs, as on 1 core).
+Usage: python scripts/validity_cost.py [RESULTS_DIR ...]   (default results/). Prints, per results folder, the
+wall and CPU seconds and jobs per rule and the ratio of the diagnostics' time to the evaluation-and-report time of
+the same run (both summed over jobs, as on 1 core; the wall ratio is the one to quote, the CPU ratio shows how much
+of it a loaded machine's waiting explains); with two folders (before, after) also the ratio of the wall ratios.
+Benchmark files of other rules (training, data, leakage audits including leakage_external, claims) are not counted.
 """
+
+from __future__ import annotations
 
 import sys
 from collections import defaultdict
@@ -10,33 +15,62 @@ from pathlib import Path
 
 import pandas as pd
 
+# image_stats also covers the per-split job (image_stats_split{split}.tsv); image_shift, the rule that computed the
+# shift tables in separate jobs before image_stats did, is kept so that older results folders are measured alike.
 DIAGNOSTICS = ("embed_train", "image_stats", "image_shift", "shift", "plot_shift", "label_audit", "gradcam",
                "validity_summary")
+# render_html renders both HTML documents; report_html and summary_html are its older names.
 EVALUATION_AND_REPORT = ("evaluate", "plot_dataset", "ensemble", "summarize", "robustness", "plot_robustness",
-                         "plot_summary", "plot_training", "report_html", "summary_html", "report_pdf", "summary_pdf")
+                         "plot_summary", "plot_training", "render_html", "report_html", "summary_html", "report_pdf",
+                         "summary_pdf")
 
 
 def rule_of(name: str) -> str:
-    """The rule of a benchmark file name such as ``shift_split42_seed1_test.tsv``."""
+    """The rule of a benchmark file stem such as ``shift_split42_seed1_test``; '' for a rule counted in neither."""
     for rule in sorted(DIAGNOSTICS + EVALUATION_AND_REPORT, key=len, reverse=True):
         if name == rule or name.startswith(rule + "_"):
             return rule
     return ""
 
 
-def main(results: Path) -> None:
-    seconds = defaultdict(float)
+def rule_seconds(results: Path, column: str = "s") -> tuple[dict[str, float], dict[str, int]]:
+    """Seconds (column ``s``, wall, or ``cpu_time``; last row; a missing value counts 0) summed per counted rule
+    over its benchmark files, and the job counts."""
+    seconds: dict[str, float] = defaultdict(float)
+    jobs: dict[str, int] = defaultdict(int)
     for path in sorted((results / "benchmarks").glob("*.tsv")):
         rule = rule_of(path.stem)
         if rule:
-            seconds[rule] += float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
-    diag = sum(seconds[r] for r in DIAGNOSTICS)
-    base = sum(seconds[r] for r in EVALUATION_AND_REPORT)
-    for rule in EVALUATION_AND_REPORT + DIAGNOSTICS:
-        if seconds[rule]:
-            print(f"{rule:18s} {seconds[rule]:8.1f} s")
-    print(f"evaluation and report: {base:.1f} s; diagnostics: {diag:.1f} s; ratio {diag / base:.3f}")
+            value = pd.to_numeric(pd.read_csv(path, sep="\t")[column], errors="coerce").iloc[-1]
+            seconds[rule] += 0.0 if pd.isna(value) else float(value)
+            jobs[rule] += 1
+    return dict(seconds), dict(jobs)
+
+
+def cost_ratio(seconds: dict[str, float]) -> tuple[float, float, float]:
+    """(diagnostics seconds, evaluation-and-report seconds, their ratio)."""
+    diag = sum(seconds.get(r, 0.0) for r in DIAGNOSTICS)
+    base = sum(seconds.get(r, 0.0) for r in EVALUATION_AND_REPORT)
+    return diag, base, diag / base if base else float("nan")
+
+
+def main(folders: list[Path]) -> None:
+    ratios = []
+    for results in folders:
+        seconds, jobs = rule_seconds(results)
+        cpu, _ = rule_seconds(results, "cpu_time")
+        print(f"{results.as_posix()}  (wall s, CPU s as Snakemake sampled it, jobs)")
+        for rule in EVALUATION_AND_REPORT + DIAGNOSTICS:
+            if rule in seconds:
+                print(f"  {rule:18s} {seconds[rule]:8.1f} s  {cpu.get(rule, 0.0):8.1f} s  {jobs[rule]:3d} jobs")
+        diag, base, ratio = cost_ratio(seconds)
+        cpu_diag, cpu_base, cpu_ratio = cost_ratio(cpu)
+        ratios.append(ratio)
+        print(f"  CPU: evaluation and report {cpu_base:.1f} s; diagnostics {cpu_diag:.1f} s; ratio {cpu_ratio:.3f}")
+        print(f"  evaluation and report: {base:.1f} s; diagnostics: {diag:.1f} s; ratio {ratio:.3f}")
+    if len(ratios) == 2:
+        print(f"ratio after / before: {ratios[1] / ratios[0]:.3f}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))
+    main([Path(p) for p in sys.argv[1:]] or [Path("results")])

@@ -15,21 +15,50 @@ from leukoreport.report.model_card import limitations, model_card
 from leukoreport.report.read_results import summary_tables
 from leukoreport.report.render import png_data_uri
 from leukoreport.report.run_facts import RunInfo
+from leukoreport.report.sections.by_dataset import by_dataset_section
 from leukoreport.report.sections.claims import checklist_section, claims_section, summary_claims
 from leukoreport.report.sections.data import data_section
+from leukoreport.report.sections.explore import explore_context
 from leukoreport.report.sections.external import external_section
 from leukoreport.report.sections.leakage import leakage_section
 from leukoreport.report.sections.robustness import robustness_section
 from leukoreport.report.sections.run_summary import benchmarks_section, config_yaml, weights_section
 from leukoreport.report.sections.runs import seed_sections, training_summary
-from leukoreport.report.sections.seed_tables import headline_table, side_by_side_section
+from leukoreport.report.sections.seed_tables import headline_table
 from leukoreport.report.sections.validity import read_validity, validity_by_set, validity_section
+from leukoreport.stats.run_selection import PRINTED_RUNS_RULE, median_run, printed_runs
 from leukoreport.stats.run_tables import run_keys
 
-__all__ = ["TITLE", "build_context", "summary_context"]
+__all__ = ["TITLE", "build_context", "mark_printed", "summary_context"]
 
 
 TITLE = "Leukocyte classification — rerun report"
+
+
+def mark_printed(seed_ctx: list[dict], validity: dict) -> dict:
+    """Choose the runs whose own sections the PDF keeps (stats.run_selection.PRINTED_RUNS_RULE on the test split's
+    accuracy, the first dataset when there is no test split) and mark every per-run part: ``printed`` on each run,
+    on each run's datasets (the PDF keeps a printed run's test split only), and on the validity section's Grad-CAM
+    pages and risk-coverage figures, which the PDF keeps for the median run only. Returns the rule and the printed
+    runs' labels for the report to state."""
+    names = [d["name"] for d in seed_ctx[0]["datasets"]]
+    index = names.index("test") if "test" in names else 0
+    accuracies = [s["datasets"][index]["_raw"]["accuracy"] for s in seed_ctx]
+    chosen, median = printed_runs(accuracies), seed_ctx[median_run(accuracies)]["label"]
+    labels = []
+    for i, s in enumerate(seed_ctx):
+        s["printed"] = i in chosen
+        for j, d in enumerate(s["datasets"]):
+            d["printed"] = s["printed"] and j == index
+        if s["printed"]:
+            labels.append(s["label"])
+    for d in validity["datasets"]:
+        for g in d["saliency"]:
+            g["printed"] = g["label"] == median
+    for f in validity["figures"]:
+        f["printed"] = f["label"] == median
+    return {"rule": PRINTED_RUNS_RULE, "labels": labels, "median": median, "dataset": names[index],
+            "n_runs": len(seed_ctx)}
 
 
 def build_context(results_dir: str | Path, config: dict, splits: list[int], seeds: list[int], datasets: list[str],
@@ -75,6 +104,8 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     leakage = [leakage_section(shared, split, limits=limits) for split in dict.fromkeys(k.split_seed for k in keys)]
     validity = read_validity(results_dir)
     external = external_section(gaps, data, validity)
+    validity_ctx = validity_section(results_dir, keys, datasets, png_data_uri, shared, limits["label_rows"])
+    printed = mark_printed(seed_ctx, validity_ctx)
     return {
         "title": TITLE,
         "run": {"date": run_info.date, "git_commit": run_info.git_commit, "device": run_info.device,
@@ -87,19 +118,21 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "data": data,
         "classes": classes,
         "seeds": seed_ctx,
-        "seed_groups": [{"title": None, "anchor": None, "seeds": seed_ctx}],
+        "seed_groups": [{"title": None, "anchor": None, "label": None, "printed": True, "seeds": seed_ctx}],
         "claims": claims,
         "checklist": checklist_section(claims_dir),
         "variants": None,
         "lead": lead,  # sections before the run summary
         "shift": lead,  # sections before the data section beyond the run summary (the Variants section adds one)
-        "summary": side_by_side_section(seed_ctx, datasets),
+        "by_dataset": by_dataset_section(results_dir, keys, seed_ctx, datasets, png_data_uri),
+        "printed": printed,
         "leakage": leakage,
         "external": external,
         "robustness": robustness_section(results_dir, keys, datasets),
-        "validity": validity_section(results_dir, keys, datasets, png_data_uri, shared, limits["label_rows"]),
+        "validity": validity_ctx,
         "card": model_card(filled, weights, recipe, data, table, leakage, keys, validity_by_set(validity)),
         "notes": notes,
+        "explore": explore_context(results_dir, keys, datasets, shared.resolve().parent),  # the HTML's explorer data
     }
 
 

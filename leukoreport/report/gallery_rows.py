@@ -23,7 +23,8 @@ PAIR_ORDER = ("exact before near, different labels first, across splits and trai
               "within a set, then by distance")
 # per agreement kind: the noun of its images and the order of its gallery
 AGREEMENT_NOUNS = {"always_wrong": ("images wrong in every run", "by path"),
-                   "unstable": ("images whose prediction changes", "fewest runs right first")}
+                   "unstable": ("images whose prediction changes", "fewest runs right first"),
+                   "most_wrong": ("images wrong in at least one run", "most runs wrong first, then by path")}
 
 
 def left_out_text(shown: int, total: int, noun: str, listed_in: str) -> str:
@@ -76,18 +77,24 @@ def pair_rows(pairs: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
 
 def agreement_selected(agreement: pd.DataFrame, kind: str) -> pd.DataFrame:
     """All rows of `agreement` flagged `kind`, in gallery order (always_wrong by path; unstable
-    by n_correct, then path)."""
+    by n_correct, then path; most_wrong, every image some run got wrong, by the share of runs
+    right, then path)."""
     if kind not in AGREEMENT_NOUNS:
         raise LeukoError(f"agreement gallery: kind must be one of {list(AGREEMENT_NOUNS)}, "
                          f"got {kind!r}")
-    require_columns("agreement", agreement, ("path", "label", "n_runs", "n_correct", "majority", kind))
-    rows = agreement[[truthy(v) for v in agreement[kind]]]
+    flag = () if kind == "most_wrong" else (kind,)
+    require_columns("agreement", agreement, ("path", "label", "n_runs", "n_correct", "majority", *flag))
     for column in ("n_runs", "n_correct"):
-        if pd.to_numeric(rows[column], errors="coerce").isna().any():
+        if pd.to_numeric(agreement[column], errors="coerce").isna().any():
             raise LeukoError(f"agreement: column '{column}' has missing or non-numeric values")
+    if kind == "most_wrong":
+        rows = agreement[pd.to_numeric(agreement["n_correct"]) < pd.to_numeric(agreement["n_runs"])]
+    else:
+        rows = agreement[[truthy(v) for v in agreement[kind]]]
     keys = ["_path"] if kind == "always_wrong" else ["_correct", "_path"]
-    order = rows.assign(_path=rows["path"].astype(str),
-                        _correct=pd.to_numeric(rows["n_correct"], errors="coerce"))
+    # most_wrong: most runs wrong first, i.e. the lowest share of runs right (n_correct / n_runs)
+    right = pd.to_numeric(rows["n_correct"]) / (pd.to_numeric(rows["n_runs"]) if kind == "most_wrong" else 1)
+    order = rows.assign(_path=rows["path"].astype(str), _correct=right)
     return order.sort_values(keys, kind="stable").drop(columns=["_path", "_correct"])
 
 

@@ -227,7 +227,7 @@ def _make_fake_results(root: Path, seeds=(1, 2), datasets=("test", "ext"), class
     _csv(disagreement, results / "summary" / "disagreement.csv")
     for name in datasets:
         _png(results / "summary" / "robustness" / f"seeds_{name}.png", (1400, 600), f"seeds {name}", (40, 40, 40))
-        for kind in ("always_wrong", "unstable"):
+        for kind in ("always_wrong", "unstable", "most_wrong"):
             _png(results / "summary" / "robustness" / f"split{SPLIT}_{name}_{kind}.png", (1200, 500), kind,
                  (120, 60, 20))
     _validity(root, results, split, sets, seeds, datasets, classes, all_metrics)

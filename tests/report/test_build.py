@@ -56,7 +56,7 @@ def test_context_numbers_match_predictions(fake, fake_split_seed):
         for j, dataset in enumerate(DATASETS):
             exp = _expected(results, fake_split_seed, seed, dataset)
             d = ctx["seeds"][i]["datasets"][j]
-            row = ctx["summary"]["tables"][j]["rows"][i]
+            row = ctx["by_dataset"]["datasets"][j]["rows"][i]
             assert d["name"] == dataset and row["label"] == f"seed {seed}"
             assert d["accuracy"] == exp["accuracy"]
             assert str(row["ci"]["accuracy"]) == str(d["ci"]["accuracy"]) == exp["accuracy_ci"]
@@ -72,7 +72,7 @@ def test_context_numbers_match_predictions(fake, fake_split_seed):
             assert cm["total"] == sum(r["total"] for r in cm["rows"]) == d["n"]
     # mean ± SD row over the two seeds
     accs = [float(_expected(results, fake_split_seed, s, "test")["accuracy"].split("%")[0]) for s in SEEDS]
-    mean = ctx["summary"]["tables"][0]["mean"]["accuracy"]
+    mean = ctx["by_dataset"]["datasets"][0]["mean"]["accuracy"]
     assert mean.mean == f"{sum(accs) / 2:.2f}%"
     # split counts, external counts, benchmarks, weights, recipe from the files
     split = pd.read_csv(results / "splits" / str(fake_split_seed) / "split.csv")
@@ -94,7 +94,7 @@ def test_single_seed_has_no_mean_row(tmp_path, make_fake_results, fake_split_see
     results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
     ctx = report.build_context(results, {"data_provenance": {"citation": "My citation"}}, [fake_split_seed], [5],
                                ["test"], RUN_INFO)
-    assert ctx["summary"]["tables"][0]["mean"] is None and ctx["summary"]["seconds_mean"] is None
+    assert ctx["by_dataset"]["datasets"][0]["mean"] is None and ctx["by_dataset"]["seconds_mean"] is None
     assert ctx["data"]["citation"] == "My citation"
     html = render.render_html(ctx, TEMPLATES)
     assert "mean ± SD" not in html and "My citation" in html
@@ -116,7 +116,9 @@ def test_html_shows_every_seed_dataset_and_figure(fake, fake_split_seed):
     validity = fake[0] / "splits" / str(fake_split_seed) / "validity"
     suspects = sum(json.loads((validity / d / "label_audit.json").read_text())["n_suspected"] > 0 for d in DATASETS)
     validity = len(SEEDS) * len(DATASETS) + 2 * len(SEEDS) + (len(DATASETS) - 1) + suspects
-    assert html.count('src="data:image/png;base64,') == (len(SEEDS) * (1 + 5 * len(DATASETS)) + 1 + 3 * len(DATASETS)
+    # per dataset: the per-run plot, the always-wrong and unstable galleries and the most-wrong gallery (section
+    # "All seeds side by side")
+    assert html.count('src="data:image/png;base64,') == (len(SEEDS) * (1 + 5 * len(DATASETS)) + 1 + 4 * len(DATASETS)
                                                          + validity)
     assert 'src="seeds/' not in html and "file://" not in html
     assert "absent" in html
@@ -129,7 +131,8 @@ def test_autoescape_malicious_names(tmp_path, make_fake_results, fake_split_seed
     config = {"note": "<script>cfg</script>"}
     ctx = report.build_context(results, config, [fake_split_seed], [1], ["test"], RUN_INFO)
     html = render.render_html(ctx, TEMPLATES)
-    assert "<script" not in html.lower()
+    # the only script elements are the explorer's data block and code (tests/report/test_explore.py)
+    assert html.lower().count("<script") == 2 and "<script>alert" not in html and "<script>f" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)" in html  # class name
     assert "&lt;script&gt;f_" in html  # file name, in the misclassified table or split paths
     assert "&lt;script&gt;cfg&lt;/script&gt;" in html  # config value
@@ -331,3 +334,20 @@ def test_validity_sentences_follow_the_numbers():
     assert got[2].startswith("Set 'tiny' (too few images for the domain classifier): ") or \
         got[2].startswith("Set 'tiny' (too few images for the domain classifier); ")
     assert "not shown to differ" in got[2] and len(got) == 3
+
+
+def test_benchmarks_per_rule_sum_the_jobs(tmp_path):
+    from leukoreport.report.sections.run_summary import benchmark_rule, benchmarks_section
+
+    assert [benchmark_rule(s) for s in ["evaluate_split42_seed1_test", "train_split7_seed3", "split42",
+                                        "report_html", "external_lab_2"]] == \
+        ["evaluate", "train", "split42", "report_html", "external_lab_2"]
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    walls = {"evaluate_split42_seed1_test": 2.5, "evaluate_split42_seed2_test": 4.0, "train_split42_seed1": 10.0}
+    for stem, wall in walls.items():
+        (bench / f"{stem}.tsv").write_text(f"s\th:m:s\tmax_rss\n{wall}\t0:00:0{int(wall)}\t{wall * 100}\n")
+    rules = {r["rule"]: r for r in benchmarks_section(tmp_path)["by_rule"]}
+    assert set(rules) == {"evaluate", "train"}
+    assert rules["evaluate"]["jobs"] == 2 and rules["evaluate"]["seconds"] == "6.5 s"
+    assert rules["evaluate"]["max_rss"] == "400 MB" and rules["train"]["jobs"] == 1

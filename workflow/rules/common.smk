@@ -155,13 +155,6 @@ def run_labels():
     return [key.label for key in run_keys(SPLITS, SEEDS)]
 
 
-def stats_images(wildcards):
-    """The image list whose statistics `image_stats` computes: the split for train/test, else the external CSV."""
-    if wildcards.group in ("train", "test"):
-        return f"results/splits/{wildcards.split}/split.csv"
-    return f"results/data/external/{wildcards.group}.csv"
-
-
 def shift_settings():
     """The embedding diagnostics' settings (leukoreport.config.settings.ShiftSettings) as a plain dict."""
     return asdict(ShiftSettings.from_config(config))

@@ -64,6 +64,8 @@ rule report_html:
             "templates/partials/checklist.html.j2",
             "templates/partials/validity.html.j2",
             "templates/partials/variants.html.j2",
+            "templates/partials/explore.js",
+            "templates/partials/explore.css",
             "templates/style.css",
         ],
     output:

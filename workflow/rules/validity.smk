@@ -1,6 +1,7 @@
 # External validity (config key `validity`): baselines live in metrics.json; these rules add image-statistic
 # shift, a domain classifier and nearest-neighbour OOD scores on the embeddings, a label audit of the seed
 # ensemble, and Grad-CAM galleries.
+import re
 
 
 rule embed_train:
@@ -28,47 +29,62 @@ rule embed_train:
         "../scripts/embed_train.py"
 
 
-rule image_stats:
+rule image_stats_split:
     input:
-        images=stats_images,
+        images="results/splits/{split}/split.csv",
     output:
-        "results/splits/{split}/validity/image_stats/{group}.csv",
+        stats=[
+            "results/splits/{split}/validity/image_stats/train.csv",
+            "results/splits/{split}/validity/image_stats/test.csv",
+        ],
+        table="results/splits/{split}/validity/test/image_shift.csv",
+        figure="results/splits/{split}/validity/test/image_shift.png",
     log:
-        "results/logs/image_stats_split{split}_{group}.log",
+        "results/logs/image_stats_split{split}.log",
     benchmark:
-        "results/benchmarks/image_stats_split{split}_{group}.tsv"
+        "results/benchmarks/image_stats_split{split}.tsv"
     conda:
         "../envs/leukoreport.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
     params:
-        group=lambda wc: wc.group,
+        groups=["train", "test"],
+        dataset="test",
         max_side=VALIDITY["image_shift"]["max_side"],
     script:
         "../scripts/image_stats.py"
 
 
-rule image_shift:
+# One job per external set (its statistics and its shift from the training images), so that adding, removing or
+# renaming a set runs nothing for the others.
+rule image_stats:
     input:
+        images="results/data/external/{group}.csv",
         train="results/splits/{split}/validity/image_stats/train.csv",
-        data="results/splits/{split}/validity/image_stats/{dataset}.csv",
     output:
-        table="results/splits/{split}/validity/{dataset}/image_shift.csv",
-        figure="results/splits/{split}/validity/{dataset}/image_shift.png",
+        stats=["results/splits/{split}/validity/image_stats/{group}.csv"],
+        table="results/splits/{split}/validity/{group}/image_shift.csv",
+        figure="results/splits/{split}/validity/{group}/image_shift.png",
     log:
-        "results/logs/image_shift_split{split}_{dataset}.log",
+        "results/logs/image_stats_split{split}_{group}.log",
     benchmark:
-        "results/benchmarks/image_shift_split{split}_{dataset}.tsv"
+        "results/benchmarks/image_stats_split{split}_{group}.tsv"
+    wildcard_constraints:
+        group="|".join(re.escape(name) for name in EXTERNAL) or "(?!)",
     conda:
         "../envs/leukoreport.yaml"
-    threads: 1
+    threads: 2
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=2000,
+        runtime=30,
+    params:
+        groups=lambda wc: [wc.group],
+        dataset=lambda wc: wc.group,
+        max_side=VALIDITY["image_shift"]["max_side"],
     script:
-        "../scripts/image_shift.py"
+        "../scripts/image_stats.py"
 
 
 rule shift:

@@ -1,4 +1,5 @@
-"""Per-seed values per dataset, and galleries of images wrong in every run or unstable between runs."""
+"""Per-seed values per dataset, and galleries of images wrong in every run, unstable between runs, or wrong in the
+most runs ("wrong in k of n seeds", the report's per-dataset error gallery)."""
 
 from pathlib import Path
 
@@ -21,6 +22,6 @@ with step_log(snakemake.log[0]):
         plot_seed_values(seeds, dataset, out / f"seeds_{dataset}.png", ensemble=ensemble)
         for split in dict.fromkeys(agreement["split_seed"]):
             rows = agreement[(agreement["split_seed"] == split) & (agreement["dataset"] == dataset)]
-            for kind in ("always_wrong", "unstable"):
+            for kind in ("always_wrong", "unstable", "most_wrong"):
                 plot_agreement_gallery(rows, kind, out / f"split{split}_{dataset}_{kind}.png",
                                        limit=snakemake.params.limit)

@@ -121,6 +121,7 @@ AGREEMENT_KINDS = {
     "always_wrong": ("Wrong in every run", "No images wrong in every run"),
     "unstable": ("Prediction changes between runs",
                  "No image changes its prediction between runs"),
+    "most_wrong": ("Wrong in at least one seed, most seeds first", "No image wrong in any run"),
 }
 
 
@@ -132,11 +133,21 @@ def _agreement_title(row: pd.Series) -> tuple[str, str]:
     return f"true: {row['label']}\n{right}\nmostly: {row['majority']}", colour
 
 
+def _most_wrong_title(row: pd.Series) -> tuple[str, str]:
+    """Most-wrong-gallery cell title: true label, in how many seeds it is wrong and the majority
+    prediction; red when the majority is wrong."""
+    n_runs = int(row["n_runs"])
+    wrong = f"wrong in {n_runs - int(row['n_correct'])} of {n_runs} seeds"
+    colour = "darkgreen" if str(row["majority"]) == str(row["label"]) else "darkred"
+    return f"true: {row['label']}\n{wrong}\nmostly: {row['majority']}", colour
+
+
 def plot_agreement_gallery(agreement: pd.DataFrame, kind: str, out: str | Path,
                            root: str | Path = ".", limit: int = REPORT_LIMITS["agreement"],
                            columns: int = 6) -> int:
-    """One page of the images wrong in every run (kind 'always_wrong') or whose prediction changes
-    between runs ('unstable'), at most `limit` of them in agreement_rows order, the title saying how
+    """One page of the images wrong in every run (kind 'always_wrong'), whose prediction changes
+    between runs ('unstable') or wrong in the most runs ('most_wrong', each titled "wrong in k of n
+    seeds"), at most `limit` of them in agreement_rows order, the title saying how
     many are not shown (a small figure saying so when there are none); what was drawn goes to a JSON
     beside `out` (write_gallery_meta); returns how many images are flagged."""
     selected = agreement_selected(agreement, kind)
@@ -160,8 +171,9 @@ def plot_agreement_gallery(agreement: pd.DataFrame, kind: str, out: str | Path,
     if note:
         title += f"\n{note}"
     # "mostly: lymphocyte" is the widest title line: 12 pt keeps neighbouring titles apart
-    drawn = gallery_page(shown, Path(root), columns, out, title, _agreement_title,
-                          cell_size=(1.8, 2.8), title_size=12, name_size=10.5, name_limit=20,
-                          suptitle_size=15 if not note else 13)
+    drawn = gallery_page(shown, Path(root), columns, out, title,
+                          _most_wrong_title if kind == "most_wrong" else _agreement_title,
+                          cell_size=(1.8, 2.8), title_size=11 if kind == "most_wrong" else 12, name_size=10.5,
+                          name_limit=20, suptitle_size=15 if not note else 13)
     write_gallery_meta(out.with_suffix(".json"), n_selected, drawn, noun, "agreement.csv", order, [title])
     return n_selected

@@ -24,7 +24,7 @@ from leukoreport.report.sections.validity import baseline_cells
 from leukoreport.stats.metrics import misclassified, read_predictions
 from leukoreport.stats.run_tables import RunKey, run_folder
 
-__all__ = ["anchor", "dataset_section", "dataset_title"]
+__all__ = ["anchor", "confusion_table", "dataset_section", "dataset_title", "estimate_cells"]
 
 
 def dataset_title(name: str) -> str:
@@ -98,9 +98,21 @@ def _confusion(metrics: dict, path: Path) -> dict:
     rows = []
     for i, (label, row) in enumerate(zip(labels, matrix)):
         rows.append({"label": label, "total": sum(row),
-                     "cells": [{"value": v, "diagonal": i == j, "zero": v == 0} for j, v in enumerate(row)]})
+                     "cells": [{"value": v, "diagonal": i == j, "zero": v == 0, "true": label, "pred": labels[j]}
+                               for j, v in enumerate(row)]})
     col_totals = [sum(r[j] for r in matrix) for j in range(len(labels))]
     return {"labels": labels, "rows": rows, "col_totals": col_totals, "total": sum(col_totals)}
+
+
+def confusion_table(labels: list[str], matrix: list[list[int]], path: Path) -> dict:
+    """A confusion matrix (rows: true class) as table rows whose cells know their true and predicted class."""
+    return _confusion({"confusion_matrix": {"labels": labels, "matrix": matrix}}, path)
+
+
+def estimate_cells(metrics: dict, path: Path) -> dict:
+    """Accuracy, balanced accuracy and macro F1 with their intervals (``ci``) and calibration, formatted as the
+    tables of the report show them (a run's or a seed ensemble's metrics.json)."""
+    return {"ci": _intervals(metrics, path), "calibration": _calibration(metrics, path)}
 
 
 def _errors(pred: pd.DataFrame, limit: int | None = None) -> list[dict]:

@@ -13,7 +13,7 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.report.number_format import DASH, hms, seconds, yes_no
 from leukoreport.report.read_results import read_report_csv, read_report_json, require_key
 
-__all__ = ["benchmarks_section", "config_yaml", "weights_section"]
+__all__ = ["benchmark_rule", "benchmarks_section", "config_yaml", "weights_section"]
 
 
 def _natural(text: str) -> list:
@@ -21,8 +21,29 @@ def _natural(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
+def benchmark_rule(stem: str) -> str:
+    """The rule of a benchmark file: its name up to ``_split<N>`` (``evaluate_split42_seed1_test`` -> ``evaluate``);
+    a name without that part stands for itself (``report_html``, ``external_lab2``)."""
+    return re.sub(r"(?<=[a-z])_split\d+.*$", "", stem)
+
+
+def _by_rule(jobs: list[dict]) -> list[dict]:
+    """One row per rule: jobs, summed and longest wall time, highest peak RSS (the PDF's table; it grows with
+    the rules, not with seeds × datasets)."""
+    groups: dict[str, list[dict]] = {}
+    for job in jobs:
+        groups.setdefault(benchmark_rule(job["job"]), []).append(job)
+    rows = []
+    for rule, items in groups.items():
+        walls = [j["_wall"] for j in items]
+        peaks = [j["_rss"] for j in items if j["_rss"] is not None]
+        rows.append({"rule": rule, "jobs": len(items), "seconds": seconds(sum(walls)), "hms": hms(sum(walls)),
+                     "longest": hms(max(walls)), "max_rss": f"{max(peaks):.0f} MB" if peaks else DASH})
+    return rows
+
+
 def benchmarks_section(results_dir: Path) -> dict:
-    """Wall time and peak memory per Snakemake job, from benchmarks/*.tsv."""
+    """Wall time and peak memory per Snakemake job, from benchmarks/*.tsv, and the same per rule."""
     rows, total = [], 0.0
     files = sorted((results_dir / "benchmarks").glob("*.tsv"), key=lambda p: _natural(p.stem))
     for path in files:
@@ -38,8 +59,8 @@ def benchmarks_section(results_dir: Path) -> dict:
         peak = float(rss.max()) if rss.notna().any() else None
         rows.append({"job": path.stem, "seconds": seconds(wall), "hms": hms(wall),
                      "max_rss": DASH if peak is None else f"{peak:.0f} MB",
-                     "runs": len(df)})
-    return {"rows": rows, "total_seconds": seconds(total) if rows else DASH,
+                     "runs": len(df), "_wall": wall, "_rss": peak})
+    return {"rows": rows, "by_rule": _by_rule(rows), "total_seconds": seconds(total) if rows else DASH,
             "total_hms": hms(total) if rows else DASH}
 
 

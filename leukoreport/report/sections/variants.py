@@ -12,6 +12,7 @@ from leukoreport.report.number_format import DASH, estimate, gap_estimate, pct1
 from leukoreport.report.read_results import summary_tables
 from leukoreport.report.render import png_data_uri
 from leukoreport.report.run_facts import RunInfo
+from leukoreport.report.sections.explore import add_variant_runs
 from leukoreport.report.sections.run_summary import config_yaml
 from leukoreport.report.sections.runs import seed_sections
 from leukoreport.report.verdict_style import verdict_style
@@ -155,20 +156,29 @@ def variants_report_context(shared_dir: str | Path, config: dict, variants: dict
     context["variants"] = variants_section(result, dict(config.get("variants") or {}), figures_dir)
     context["notes"] = [f"Sections {3 + lead}–{9 + lead} show the reference variant “{reference}” "
                         f"(results/variants/{reference}/); section {2 + lead} compares every variant with it, and "
-                        f"the sections from {10 + lead} on show each variant's runs."] + context["notes"]
+                        f"the sections from {10 + lead} on show each variant's runs: every variant's in report.html, "
+                        f"the reference's {' and '.join(context['printed']['labels'])} in this PDF (section "
+                        f"{5 + lead} gives the rule)."] + context["notes"]
     keys = run_keys(splits, seeds)
     groups, number = [], 10 + lead
     for name in variants:
         root = variant_root(name, shared)
         runs = context["seeds"] if name == reference else seed_sections(
             root, keys, datasets, summary_tables(root)[1], report_limits(variants[name]))
+        if name != reference:  # per variant × seed detail only in the HTML
+            for s in runs:
+                s["printed"] = False
+                for d in s["datasets"]:
+                    d["printed"] = False
         _prefix_anchors(runs, name)
         for s in runs:
             s["number"], number = number, number + 1
         groups.append({"title": f"Variant “{name}”{' (reference)' if name == reference else ''}: "
                                 f"{overrides_text((config.get('variants') or {}).get(name))}",
-                       "anchor": f"variant-{name}", "seeds": runs})
+                       "anchor": f"variant-{name}", "label": f"variant {name}", "seeds": runs,
+                       "printed": any(s["printed"] for s in runs)})
     context["seed_groups"] = groups
+    context["explore"] = add_variant_runs(context["explore"], shared, list(variants), reference, keys, datasets)
     return context
 
 
