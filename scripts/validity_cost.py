@@ -5,6 +5,9 @@ wall and CPU seconds and jobs per rule and the ratio of the diagnostics' time to
 the same run (both summed over jobs, as on 1 core; the wall ratio is the one to quote, the CPU ratio shows how much
 of it a loaded machine's waiting explains); with two folders (before, after) also the ratio of the wall ratios.
 Benchmark files of other rules (training, data, leakage audits including leakage_external, claims) are not counted.
+Diagnostics run inside another rule's job (Grad-CAM and the training embeddings in evaluate, the label audit in
+ensemble) are timed by that job into a timing.json next to its outputs; their seconds are moved from that rule to the
+diagnostic's (both sums are printed).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
+
+from leukoreport.base.job_timing import read_timing
 
 # image_stats also covers the per-split job (image_stats_split{split}.tsv); image_shift, the rule that computed the
 # shift tables in separate jobs before image_stats did, is kept so that older results folders are measured alike.
@@ -47,6 +52,32 @@ def rule_seconds(results: Path, column: str = "s") -> tuple[dict[str, float], di
     return dict(seconds), dict(jobs)
 
 
+def timing_files(results: Path) -> list[Path]:
+    """The timing.json files of a results folder (diagnostics timed inside other rules' jobs), logs left out."""
+    return sorted(p for p in results.rglob("timing.json") if not {"logs", "benchmarks"} & set(p.parts))
+
+
+def moved_seconds(results: Path, column: str = "s") -> dict[tuple[str, str], float]:
+    """Seconds (``s`` wall or ``cpu_time``) per (job's rule, diagnostic) summed over the timing.json files."""
+    moved: dict[tuple[str, str], float] = defaultdict(float)
+    for path in timing_files(results):
+        timing = read_timing(path)
+        for diagnostic, spent in timing.diagnostics.items():
+            moved[(timing.rule, diagnostic)] += spent[column]
+    return dict(moved)
+
+
+def charge_diagnostics(seconds: dict[str, float], moved: dict[tuple[str, str], float]) -> dict[str, float]:
+    """``seconds`` per rule with each in-job diagnostic's seconds moved from its job's rule to the diagnostic."""
+    charged = dict(seconds)
+    for (rule, diagnostic), s in moved.items():
+        if diagnostic not in DIAGNOSTICS or rule not in EVALUATION_AND_REPORT:
+            raise ValueError(f"timing.json: diagnostic '{diagnostic}' in rule '{rule}' is not a counted pair")
+        charged[rule] = charged.get(rule, 0.0) - s
+        charged[diagnostic] = charged.get(diagnostic, 0.0) + s
+    return charged
+
+
 def cost_ratio(seconds: dict[str, float]) -> tuple[float, float, float]:
     """(diagnostics seconds, evaluation-and-report seconds, their ratio)."""
     diag = sum(seconds.get(r, 0.0) for r in DIAGNOSTICS)
@@ -59,12 +90,19 @@ def main(folders: list[Path]) -> None:
     for results in folders:
         seconds, jobs = rule_seconds(results)
         cpu, _ = rule_seconds(results, "cpu_time")
-        print(f"{results.as_posix()}  (wall s, CPU s as Snakemake sampled it, jobs)")
+        moved, moved_cpu = moved_seconds(results), moved_seconds(results, "cpu_time")
+        print(f"{results.as_posix()}  (wall s, CPU s as Snakemake sampled it, jobs; as the benchmark files sum them)")
         for rule in EVALUATION_AND_REPORT + DIAGNOSTICS:
             if rule in seconds:
                 print(f"  {rule:18s} {seconds[rule]:8.1f} s  {cpu.get(rule, 0.0):8.1f} s  {jobs[rule]:3d} jobs")
-        diag, base, ratio = cost_ratio(seconds)
-        cpu_diag, cpu_base, cpu_ratio = cost_ratio(cpu)
+        for (rule, diagnostic), s in sorted(moved.items()):
+            print(f"  moved from {rule} to {diagnostic} (timed inside the jobs, {len(timing_files(results))} "
+                  f"timing.json): {s:.1f} s, CPU {moved_cpu[(rule, diagnostic)]:.1f} s")
+        if moved:
+            diag, base, ratio = cost_ratio(seconds)
+            print(f"  before moving: evaluation and report {base:.1f} s; diagnostics {diag:.1f} s; ratio {ratio:.3f}")
+        diag, base, ratio = cost_ratio(charge_diagnostics(seconds, moved))
+        cpu_diag, cpu_base, cpu_ratio = cost_ratio(charge_diagnostics(cpu, moved_cpu))
         ratios.append(ratio)
         print(f"  CPU: evaluation and report {cpu_base:.1f} s; diagnostics {cpu_diag:.1f} s; ratio {cpu_ratio:.3f}")
         print(f"  evaluation and report: {base:.1f} s; diagnostics: {diag:.1f} s; ratio {ratio:.3f}")

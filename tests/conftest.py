@@ -3,6 +3,7 @@ fake run folders for comparisons, and a copy of the project for workflow runs.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import shutil
 from pathlib import Path
@@ -207,3 +208,12 @@ def fake_runs() -> SimpleNamespace:
         CLASSES=CLASSES, PER_CLASS=PER_CLASS, SEEDS=SEEDS, SPLIT=SPLIT, PLANTED=PLANTED, FIXED=FIXED,
         image_list=image_list, baseline_predictions=baseline_predictions, worsen=worsen, write_run=write_run,
         save_predictions=save_predictions, write_index=write_index, baseline_run=baseline_run, worse_run=worse_run)
+
+
+@pytest.fixture(scope="session")
+def shifted_sets():
+    """scripts/shifted_sets.py as a module: the stain, blur, scale and brightness shifts of other labs' images."""
+    spec = importlib.util.spec_from_file_location("shifted_sets", ROOT / "scripts" / "shifted_sets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -242,7 +242,7 @@ def test_weights_check_passes_for_a_matching_file(torch_home, monkeypatch, capsy
 
     source = _plant_state_dict(torch_home / "src.pth")
     prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
-    monkeypatch.setattr(weights, "weights_url", lambda: f"https://example.invalid/resnet18-{prefix}.pth")
+    monkeypatch.setattr(weights, "weights_url", lambda arch="resnet18": f"https://example.invalid/resnet18-{prefix}.pth")
     dest = torch_home / "hub" / "checkpoints" / f"resnet18-{prefix}.pth"
     dest.parent.mkdir(parents=True)
     shutil.copy(source, dest)
@@ -252,7 +252,7 @@ def test_weights_check_passes_for_a_matching_file(torch_home, monkeypatch, capsy
     junk = torch_home / "junk.bin"
     junk.write_bytes(b"not a checkpoint")
     prefix = hashlib.sha256(junk.read_bytes()).hexdigest()[:8]
-    monkeypatch.setattr(weights, "weights_url", lambda: f"https://example.invalid/resnet18-{prefix}.pth")
+    monkeypatch.setattr(weights, "weights_url", lambda arch="resnet18": f"https://example.invalid/resnet18-{prefix}.pth")
     shutil.copy(junk, dest.parent / f"resnet18-{prefix}.pth")
     assert main(["weights", "--check"]) == 1
     assert "not a ResNet18 state dict" in capsys.readouterr().err
@@ -276,7 +276,7 @@ def test_weights_download(torch_home, monkeypatch, capsys):
 def test_weights_failed_download_exits_1(torch_home, monkeypatch, capsys):
     from leukoreport.training import weights
 
-    monkeypatch.setattr(weights, "weights_url", lambda: "http://127.0.0.1:9/resnet18-f37072fd.pth")
+    monkeypatch.setattr(weights, "weights_url", lambda arch="resnet18": "http://127.0.0.1:9/resnet18-f37072fd.pth")
     assert main(["weights", "--download"]) == 1
     printed = capsys.readouterr()
     assert printed.err.count("\n") == 1 and "could not be downloaded" in printed.err

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.config.checks import check_config
 
-__all__ = ["RECIPE_KEYS", "SHARED_KEYS", "base_config", "check_overrides", "deep_merge", "reference_variant",
-           "variant_configs", "variant_root"]
+__all__ = ["OPTIONAL_TRAIN_KEYS", "RECIPE_KEYS", "SHARED_KEYS", "TRAIN_KEYS", "base_config", "canonical",
+           "check_overrides", "deep_merge", "reference_variant", "shared_training", "train_params", "variant_configs",
+           "variant_root"]
 
 # Keys a variant may override: the training recipe and how it is evaluated.
-RECIPE_KEYS = ("pretrained", "size", "batch_size", "schedule", "phases", "augmentation", "stain_augmentation",
-               "tta", "precision", "channels_last", "deterministic")
+RECIPE_KEYS = ("pretrained", "arch", "norm", "size", "batch_size", "schedule", "phases", "augmentation",
+               "stain_augmentation", "tta", "evaluation", "precision", "channels_last", "deterministic")
+# The train job's parameters (Snakemake reruns it when they change; model.json's recipe_hash is their hash).
+TRAIN_KEYS = ("size", "batch_size", "pretrained", "schedule", "phases", "augmentation", "num_workers", "device",
+              "precision", "channels_last", "deterministic", "stain_augmentation", "max_batches")
+# Training keys passed only when they differ from the paper's recipe, so that its train params (hence its jobs
+# and recipe_hash) stay what they were before these keys existed. `evaluation` is no training key.
+OPTIONAL_TRAIN_KEYS = {"arch": "resnet18", "norm": "batch"}
 # Keys every variant must share, so that all variants see the same images, splits and seeds.
 SHARED_KEYS = ("data_dir", "data_provenance", "external", "split_seeds", "split_fractions", "max_per_class", "seeds",
                "class_aliases")
@@ -42,6 +50,40 @@ def check_overrides(name: str, overrides: dict) -> None:
         if key not in RECIPE_KEYS:
             raise LeukoError(f"config key variants.{name}.{key}: not a recipe key a variant may change "
                              f"({', '.join(RECIPE_KEYS)})")
+
+
+def canonical(value):
+    """``value`` with the keys of every mapping in it sorted: Snakemake compares params by their text, so the order
+    of keys in a config file would otherwise rerun jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def train_params(config: dict) -> dict:
+    """The training part of a (validated, defaults filled) config, mappings in sorted key order: ``TRAIN_KEYS``,
+    then each ``OPTIONAL_TRAIN_KEYS`` key whose value is not the paper's."""
+    keys = list(TRAIN_KEYS) + [k for k, default in OPTIONAL_TRAIN_KEYS.items() if config.get(k, default) != default]
+    missing = [k for k in keys if k not in config]
+    if missing:
+        raise LeukoError(f"config key {missing[0]}: missing (the config was not validated against the schema)")
+    return {key: canonical(config[key]) for key in keys}
+
+
+def shared_training(variants: dict[str, dict]) -> dict[str, str]:
+    """Variant -> the earlier variant (in config order) whose training parameters it shares, for every variant that
+    differs from another only in options applied after training (e.g. `evaluation`, `tta`): its models are reused."""
+    first: dict[str, str] = {}
+    shared = {}
+    for name, cfg in variants.items():
+        key = json.dumps(train_params(cfg), sort_keys=True)
+        if key in first:
+            shared[name] = first[key]
+        else:
+            first[key] = name
+    return shared
 
 
 def base_config(config: dict) -> dict:

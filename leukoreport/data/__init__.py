@@ -1,4 +1,5 @@
 """Image datasets without torch: discovery and validation, splits, the image cache file, embeddings files, image
-statistics and the leakage audit."""
+statistics, the leakage audit, and colour normalisation and scale matching."""
 
-__all__ = ["embeddings", "image_cache", "image_stats", "images", "leakage", "split"]
+__all__ = ["colour_normalisation", "embeddings", "image_cache", "image_stats", "images", "intervention_images",
+           "leakage", "scale_matching", "split"]

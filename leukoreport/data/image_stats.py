@@ -18,7 +18,7 @@ from skimage.color import hed_from_rgb
 from leukoreport.base.errors import LeukoError
 
 __all__ = ["DEFAULT_PLOTTED", "LABELS", "LUMA", "STATISTICS", "check_statistics_frame", "finite_values",
-           "image_statistics", "reuse_freed_memory", "shift_table", "statistics_table"]
+           "image_statistics", "reuse_freed_memory", "separability", "shift_table", "statistics_table"]
 
 STATISTICS: list[str] = ["mean_r", "mean_g", "mean_b", "sd_r", "sd_g", "sd_b", "brightness",
                          "contrast", "saturation", "sharpness", "width", "height", "aspect",
@@ -157,10 +157,22 @@ def finite_values(df: pd.DataFrame, column: str) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
+def separability(train: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """(AUC, separability) of one statistic between two samples: AUC = P(other > train) + P(tie) / 2 from the ranks
+    (Mann-Whitney U / (n_train n_other)); separability = |AUC − 0.5| × 2, in [0, 1] whatever the statistic's spread."""
+    ranks = stats.rankdata(np.concatenate([train, other]))
+    u = float(ranks[train.size:].sum()) - other.size * (other.size + 1) / 2
+    auc = u / (train.size * other.size)
+    return auc, abs(auc - 0.5) * 2
+
+
 def shift_table(train: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
-    """Per statistic: mean and population SD of both sets, Wasserstein-1 distance (also in units
-    of the training SD, which ranks the statistics: sorted descending, NaN last) and the two-sample
-    Kolmogorov-Smirnov statistic ``ks`` with its p-value ``ks_p``. Missing values are dropped."""
+    """Per statistic: mean and population SD of both sets, Wasserstein-1 distance (also in units of the training
+    SD), the two-sample Kolmogorov-Smirnov statistic ``ks`` with its p-value ``ks_p``, the rank AUC of telling the
+    set from the training images by this statistic alone with its ``separability`` |AUC − 0.5| × 2, and the
+    standardised difference ``std_difference`` (set mean − training mean over the SD of both sets pooled). Rows are
+    ranked by separability, ties by |std_difference| (both bounded, so a near-constant training statistic does not
+    dominate), NaN last. Missing values are dropped."""
     check_statistics_frame(train, "shift_table: training frame", STATISTICS)
     check_statistics_frame(other, "shift_table: other frame", STATISTICS)
     rows = []
@@ -168,7 +180,8 @@ def shift_table(train: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
         a, b = finite_values(train, s), finite_values(other, s)
         row = {"statistic": s, "train_mean": math.nan, "train_sd": math.nan,
                "set_mean": math.nan, "set_sd": math.nan, "wasserstein": math.nan,
-               "wasserstein_sd": math.nan, "ks": math.nan, "ks_p": math.nan}
+               "wasserstein_sd": math.nan, "ks": math.nan, "ks_p": math.nan, "auc": math.nan,
+               "separability": math.nan, "std_difference": math.nan}
         if a.size:
             row.update(train_mean=float(a.mean()), train_sd=float(a.std()))
         if b.size:
@@ -176,9 +189,13 @@ def shift_table(train: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
         if a.size and b.size:
             w = float(stats.wasserstein_distance(a, b))
             ks = stats.ks_2samp(a, b)
-            row.update(wasserstein=w, ks=float(ks.statistic), ks_p=float(ks.pvalue),
-                       wasserstein_sd=w / row["train_sd"] if row["train_sd"] > 0 else math.nan)
+            auc, sep = separability(a, b)
+            pooled = float(np.concatenate([a, b]).std())
+            row.update(wasserstein=w, ks=float(ks.statistic), ks_p=float(ks.pvalue), auc=auc, separability=sep,
+                       wasserstein_sd=w / row["train_sd"] if row["train_sd"] > 0 else math.nan,
+                       std_difference=(row["set_mean"] - row["train_mean"]) / pooled if pooled > 0 else 0.0)
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table.sort_values("wasserstein_sd", ascending=False, na_position="last",
-                             kind="stable").reset_index(drop=True)
+    order = table.assign(_tie=table["std_difference"].abs()).sort_values(
+        ["separability", "_tie"], ascending=False, na_position="last", kind="stable").index
+    return table.loc[order].reset_index(drop=True)

@@ -1,4 +1,5 @@
 """Applying an exported learner: loading model files safely, evaluation, prediction of new images, pooled features,
-Grad-CAM saliency and the same-seed reproducibility check."""
+Grad-CAM saliency, the same-seed reproducibility check, AdaBN and the interventions at evaluation."""
 
-__all__ = ["evaluate", "features", "model_files", "predict", "reproducibility", "saliency"]
+__all__ = ["adabn", "evaluate", "features", "interventions", "model_files", "predict", "reproducibility",
+           "saliency"]

@@ -13,9 +13,10 @@ from PIL import Image
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.stats.error_rows import top_loss_rows
-from leukoreport.stats.metrics import misclassified
+from leukoreport.stats.metrics import misclassified, prediction_classes, read_predictions
 
-__all__ = ["cam_batch", "centre_share", "class_indices", "crop_box", "gradcam_maps", "saliency_rows"]
+__all__ = ["cam_batch", "centre_share", "class_indices", "crop_box", "gradcam_maps", "gradcam_table",
+           "saliency_rows"]
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -162,3 +163,13 @@ def centre_share(cam: np.ndarray) -> float:
     if total <= 0:
         return float("nan")
     return float(cam[h // 4:h - h // 4, w // 4:w - w // 4].sum()) / total
+
+
+def gradcam_table(learn, predictions: str | Path, images: int,
+                  top_losses: int) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """The saliency rows of a predictions.csv (at most `images`: errors, then top losses) with their Grad-CAM maps
+    and ``cam_centre_share``: the table and maps the evaluate job writes as saliency.csv and draws."""
+    classes = prediction_classes(predictions)
+    rows = saliency_rows(read_predictions(predictions, classes), images, min(images, top_losses)).head(images)
+    maps = gradcam_maps(learn, [Path(p) for p in rows["path"]], [classes.index(c) for c in rows["target"]])
+    return rows.assign(cam_centre_share=[centre_share(m) for m in maps]), maps

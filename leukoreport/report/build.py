@@ -15,17 +15,18 @@ from leukoreport.report.model_card import limitations, model_card
 from leukoreport.report.read_results import summary_tables
 from leukoreport.report.render import png_data_uri
 from leukoreport.report.run_facts import RunInfo
-from leukoreport.report.sections.by_dataset import by_dataset_section
+from leukoreport.report.sections.by_dataset import attach_diagnostics, by_dataset_section
 from leukoreport.report.sections.claims import checklist_section, claims_section, summary_claims
 from leukoreport.report.sections.data import data_section
 from leukoreport.report.sections.explore import explore_context
-from leukoreport.report.sections.external import external_section
+from leukoreport.report.sections.external import external_overview, external_section
+from leukoreport.report.sections.interventions import interventions_section
 from leukoreport.report.sections.leakage import leakage_section
 from leukoreport.report.sections.robustness import robustness_section
 from leukoreport.report.sections.run_summary import benchmarks_section, config_yaml, weights_section
 from leukoreport.report.sections.runs import seed_sections, training_summary
 from leukoreport.report.sections.seed_tables import headline_table
-from leukoreport.report.sections.validity import read_validity, validity_by_set, validity_section
+from leukoreport.report.sections.validity import read_validity, validity_by_set, validity_overview, validity_section
 from leukoreport.stats.run_selection import PRINTED_RUNS_RULE, median_run, printed_runs
 from leukoreport.stats.run_tables import run_keys
 
@@ -84,7 +85,7 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     config = dict(config or {})
     limits = report_limits(config)
     filled, _ = with_defaults(config)  # the schema's defaults where the config leaves a key out
-    weights = weights_section(shared)
+    weights = weights_section(shared, filled["arch"])
     keys = run_keys(splits, seeds)
     if not keys:
         raise LeukoError("split_seeds: no split seeds to report")
@@ -106,6 +107,10 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
     external = external_section(gaps, data, validity)
     validity_ctx = validity_section(results_dir, keys, datasets, png_data_uri, shared, limits["label_rows"])
     printed = mark_printed(seed_ctx, validity_ctx)
+    robustness = robustness_section(results_dir, keys, datasets)
+    side_by_side = by_dataset_section(results_dir, keys, seed_ctx, datasets, png_data_uri)
+    attach_diagnostics(side_by_side, robustness, external, validity_ctx)
+    validity_ctx["overview"] = validity_overview(validity, validity_ctx, keys)
     return {
         "title": TITLE,
         "run": {"date": run_info.date, "git_commit": run_info.git_commit, "device": run_info.device,
@@ -124,12 +129,14 @@ def build_context(results_dir: str | Path, config: dict, splits: list[int], seed
         "variants": None,
         "lead": lead,  # sections before the run summary
         "shift": lead,  # sections before the data section beyond the run summary (the Variants section adds one)
-        "by_dataset": by_dataset_section(results_dir, keys, seed_ctx, datasets, png_data_uri),
+        "by_dataset": side_by_side,
         "printed": printed,
         "leakage": leakage,
         "external": external,
-        "robustness": robustness_section(results_dir, keys, datasets),
+        "external_overview": external_overview(gaps, external),
+        "robustness": robustness,
         "validity": validity_ctx,
+        "interventions": interventions_section(results_dir),  # None when validity.interventions is off
         "card": model_card(filled, weights, recipe, data, table, leakage, keys, validity_by_set(validity)),
         "notes": notes,
         "explore": explore_context(results_dir, keys, datasets, shared.resolve().parent),  # the HTML's explorer data
@@ -150,7 +157,7 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
         raise LeukoError("seeds: no seeds to report")
     config = dict(config or {})
     filled, _ = with_defaults(config)  # the schema's defaults where the config leaves a key out
-    weights = weights_section(shared)
+    weights = weights_section(shared, filled["arch"])
     trains = [training_summary(results_dir, key) for key in keys]
     classes = list(trains[0]["classes"])
     data = data_section(shared, keys[0].split_seed, [str(d) for d in datasets], classes, config)
@@ -179,6 +186,7 @@ def summary_context(results_dir: str | Path, config: dict, splits: list[int], se
                        "n_runs": robustness["n_runs"]},
         "figures": {"curves": png_data_uri(results_dir / "summary" / "curves.png"),
                     "confusion": png_data_uri(results_dir / "summary" / "confusion_test.png")},
+        "interventions": interventions_section(results_dir),
         "limitations": limitations(filled, weights, data, table, leakage, keys, validity_by_set(validity),
                                    leakage_in_section=True),
         "claims": claims,

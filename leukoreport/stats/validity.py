@@ -107,7 +107,7 @@ def validity_table(metrics: list[dict], shifts: list[dict | None]) -> pd.DataFra
 
 
 IMAGE_SHIFT_COLUMNS = ["split_seed", "dataset", "statistic", "train_mean", "train_sd", "set_mean", "set_sd",
-                       "wasserstein", "wasserstein_sd", "ks", "ks_p"]
+                       "wasserstein", "wasserstein_sd", "ks", "ks_p", "auc", "separability", "std_difference"]
 LABEL_AUDIT_COLUMNS = ["split_seed", "dataset", "n", "n_suspected", "share", "method", "informative", "reason"]
 
 

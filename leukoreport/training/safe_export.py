@@ -2,7 +2,8 @@
 and ``model.json`` (classes, image size, transforms, normalisation, hashes), which together rebuild the fastai
 Learner without unpickling anything.
 
-The rebuilt learner has the same model (fastai ``create_vision_model`` on resnet18, vision_learner's head), the
+The rebuilt learner has the same model (fastai ``create_vision_model`` on its ``architecture``, vision_learner's
+head, the BatchNorm layers replaced as its ``norm`` says: ``training.normalisation.set_norm``), the
 same item and batch transforms (the training augmentation included, so ``Learner.tta`` draws the same crops) and
 the same loss, hence the same softmax in ``get_preds``. ``export_safe`` rebuilds it once and refuses to write a
 ``model.json`` that would not describe the learner exactly (``learner_signature``).
@@ -21,6 +22,7 @@ from typing import Any
 from leukoreport.base.atomic_io import atomic_path, write_json
 from leukoreport.base.checksums import sha256_file, sha256_json
 from leukoreport.base.errors import LeukoError
+from leukoreport.training.normalisation import ARCHITECTURES, DEFAULT_NORM, NORMS, arch_function, set_norm
 from leukoreport.training.stain_jitter import strip_leukoreport
 
 __all__ = ["ARCHITECTURE", "AUGMENTATION_KEYS", "FILE_KEYS", "FORMAT", "FORMAT_VERSION", "check_spec", "describe",
@@ -28,7 +30,7 @@ __all__ = ["ARCHITECTURE", "AUGMENTATION_KEYS", "FILE_KEYS", "FORMAT", "FORMAT_V
 
 FORMAT = "leukoreport-safe-model"
 FORMAT_VERSION = 1
-ARCHITECTURE = "resnet18"
+ARCHITECTURE = "resnet18"  # the paper's backbone; model.json's "architecture" is one of ARCHITECTURES
 # fastai ``aug_transforms`` arguments written to model.json (xtra_tfms excluded: code is never written)
 AUGMENTATION_KEYS = ("mult", "do_flip", "flip_vert", "max_rotate", "min_zoom", "max_zoom", "max_lighting",
                      "max_warp", "p_affine", "p_lighting", "size", "mode", "pad_mode", "align_corners", "batch",
@@ -38,7 +40,7 @@ PAD_MODES = ("zeros", "border", "reflection")
 # attributes a transform sets while it runs (its last draw), not part of what it does
 RUNTIME_STATE = frozenset({"__signature__", "change", "coeffs", "cp_size", "do", "mat", "orig_pts", "pcts", "targ_pts",
                            "tl"})
-SPEC_KEYS = ("format", "format_version", "architecture", "n_out", "classes", "image_size", "item_resize",
+SPEC_KEYS = ("format", "format_version", "architecture", "norm", "n_out", "classes", "image_size", "item_resize",
              "normalize", "augmentation", "num_workers")
 FILE_KEYS = ("weights_file", "weights_sha256", "recipe_hash")  # added once the weights are written
 
@@ -82,9 +84,28 @@ def model_spec(learn) -> dict:
     valid = learn.dls.valid
     resize = _item_resize(valid.after_item.fs)
     normalize, augmentation = _batch_transforms(valid.after_batch.fs)
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE, "n_out": n_out,
+    arch, norm = model_layers(learn.model)
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": arch, "norm": norm, "n_out": n_out,
             "classes": classes, "image_size": resize["size"], "item_resize": resize, "normalize": normalize,
             "augmentation": augmentation, "num_workers": int(valid.fake_l.num_workers)}
+
+
+def model_layers(model) -> tuple[str, str]:
+    """(architecture, norm) of a fastai vision model: the norm from its normalisation layers, the architecture by
+    rebuilding each candidate's body without weights and comparing the layers (``repr``); LeukoError when none
+    matches."""
+    import torch
+    from fastai.vision.all import create_body
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    kinds = {type(m) for m in model.modules()}
+    norm = "group" if torch.nn.GroupNorm in kinds else "frozen" if FrozenBatchNorm2d in kinds else DEFAULT_NORM
+    body = repr(model[0]) if isinstance(model, torch.nn.Sequential) and len(model) == 2 else None
+    for arch in ARCHITECTURES:
+        if body == repr(set_norm(create_body(arch_function(arch)(weights=None), pretrained=False), norm)):
+            return arch, norm
+    raise LeukoError(f"learner: the model's body is none of {', '.join(ARCHITECTURES)} (norm {norm}); "
+                     "model.json cannot describe it")
 
 
 def _n_out(model) -> int:
@@ -169,13 +190,17 @@ def check_spec(spec: Any, where: str, written: bool = True) -> dict:
     file and the key. ``written``: the file keys (weights file name and hashes) are required too."""
     if not isinstance(spec, dict):
         raise LeukoError(f"{where}: expected a JSON object")
-    missing = [key for key in (*SPEC_KEYS, *(FILE_KEYS if written else ())) if key not in spec]
+    missing = [key for key in (*SPEC_KEYS, *(FILE_KEYS if written else ())) if key not in spec and key != "norm"]
     if missing:
         raise LeukoError(f"{where}: key {missing[0]} missing (not a model.json written by leukoreport)")
-    expected = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE}
+    expected = {"format": FORMAT, "format_version": FORMAT_VERSION}
     for key, value in expected.items():
         if spec[key] != value:
             raise LeukoError(f"{where}: key {key}: expected {value!r}, got {spec[key]!r}")
+    for key, allowed in (("architecture", ARCHITECTURES), ("norm", NORMS)):
+        if spec.get(key, DEFAULT_NORM) not in allowed:  # "norm" absent: a model.json written before it existed
+            raise LeukoError(f"{where}: key {key}: expected one of {', '.join(map(repr, allowed))}, "
+                             f"got {spec[key]!r}")
     classes = spec["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise LeukoError(f"{where}: key classes: expected a non-empty list of names")
@@ -260,7 +285,6 @@ def learner_from_spec(spec: dict, state_dict: dict, where: str = "model.json"):
         aug_transforms,
         create_vision_model,
         parent_label,
-        resnet18,
     )
     from PIL import Image
 
@@ -284,12 +308,14 @@ def learner_from_spec(spec: dict, state_dict: dict, where: str = "model.json"):
         item.parent.mkdir()
         Image.new("RGB", (1, 1)).save(item)
         dls = block.dataloaders([item], num_workers=spec["num_workers"], device="cpu").new_empty()
-    model = create_vision_model(resnet18, spec["n_out"], pretrained=False)
+    arch, norm = spec["architecture"], spec.get("norm", DEFAULT_NORM)
+    model = set_norm(create_vision_model(arch_function(arch), spec["n_out"], pretrained=False), norm)
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LeukoError(f"{where}: the weights do not fit a {ARCHITECTURE} with {spec['n_out']} outputs "
+        layers = arch if norm == DEFAULT_NORM else f"{arch} ({norm} norm)"
+        raise LeukoError(f"{where}: the weights do not fit a {layers} with {spec['n_out']} outputs "
                          f"({first})") from None
     return Learner(dls, model)
 

@@ -1,4 +1,5 @@
-"""Two-phase fine-tuning of a fastai ResNet18: frozen backbone, then unfrozen, each with early stopping.
+"""Two-phase fine-tuning of a fastai ResNet (resnet18 by default, config key ``arch``; BatchNorm, GroupNorm or
+frozen BatchNorm, key ``norm``): frozen backbone, then unfrozen, each with early stopping.
 
 The exported ``model.pkl`` references fastai and torchvision objects only, so ``load_learner`` can open it
 in a process that cannot import leukoreport.
@@ -31,11 +32,19 @@ from leukoreport.training.checkpoint import (
     train_fingerprint,
 )
 from leukoreport.training.device import describe_device, resolve_device, resolve_precision
+from leukoreport.training.normalisation import (
+    DEFAULT_ARCH,
+    DEFAULT_NORM,
+    arch_function,
+    has_imagenet_weights,
+    norm_params_callback,
+    set_norm,
+)
 from leukoreport.training.stain_jitter import StainAugmentation, stain_transforms, strip_leukoreport
 
 __all__ = ["Augmentation", "EXPORT_OVERHEAD", "HISTORY_COLUMNS", "PhaseConfig", "PhaseResult", "TrainConfig",
-           "batch_limit", "build_learner", "epoch_line", "epoch_progress", "export_learner", "make_dataloaders",
-           "train", "train_phase"]
+           "batch_limit", "build_learner", "effective_init", "epoch_line", "epoch_progress", "export_learner",
+           "make_dataloaders", "train", "train_phase"]
 
 EXPORT_OVERHEAD = 200_000  # bytes of a model.pkl beyond its tensors (the pickled learner; 0.1 MB measured)
 
@@ -86,6 +95,8 @@ class TrainConfig:
     max_batches: int | None  # benchmarks: at most N training and N validation batches per epoch
     phases: list[PhaseConfig] = field(default_factory=list)
     lean_loop: bool = True  # fastfit: no host sync per batch, foreach Adam on CUDA (same mathematics)
+    arch: str = DEFAULT_ARCH  # torchvision backbone (training.normalisation.ARCHITECTURES)
+    norm: str = DEFAULT_NORM  # batch | group | frozen (training.normalisation)
 
     @classmethod
     def from_config(cls, config: dict) -> TrainConfig:
@@ -122,6 +133,8 @@ class TrainConfig:
             channels_last=config["channels_last"],
             deterministic=config["deterministic"],
             max_batches=config["max_batches"],
+            arch=config["arch"],
+            norm=config["norm"],
         )
 
 
@@ -235,11 +248,22 @@ def make_dataloaders(split: pd.DataFrame, cfg: TrainConfig, device: str):
     return block.dataloaders(items, bs=cfg.batch_size, num_workers=cfg.num_workers, device=device)
 
 
-def build_learner(dls, pretrained: bool, opt_func=None):
-    """A fastai ``vision_learner`` on torchvision's resnet18 with accuracy as metric (fastai's Adam by default)."""
-    from fastai.vision.all import Adam, accuracy, resnet18, vision_learner
+def build_learner(dls, pretrained: bool, opt_func=None, arch: str = DEFAULT_ARCH, norm: str = DEFAULT_NORM):
+    """A fastai ``vision_learner`` on torchvision's ``arch`` with accuracy as metric (fastai's Adam by default),
+    its BatchNorm layers set as ``norm`` says; ImageNet weights only where ``has_imagenet_weights``."""
+    from fastai.vision.all import Adam, accuracy, vision_learner
 
-    return vision_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy, opt_func=opt_func or Adam)
+    learn = vision_learner(dls, arch_function(arch), pretrained=pretrained and has_imagenet_weights(arch, norm),
+                           metrics=accuracy, opt_func=opt_func or Adam)
+    set_norm(learn.model, norm)
+    return learn
+
+
+def effective_init(cfg: TrainConfig, init: str = "") -> tuple[bool, str]:
+    """(ImageNet weights used, the initialisation in words) of a run of ``cfg``; ``init``: the weights job's."""
+    if cfg.pretrained and not has_imagenet_weights(cfg.arch, cfg.norm):
+        return False, "random (no ImageNet weights for GroupNorm)"
+    return cfg.pretrained, init or ("ImageNet" if cfg.pretrained else "random (pretrained: false)")
 
 
 def _tracker_class():
@@ -453,12 +477,15 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     opt_func = None
     if _use_foreach(cfg, device):
         from leukoreport.training.fast_step import ForeachAdam as opt_func
-    learn = build_learner(dls, cfg.pretrained, opt_func)
+    learn = build_learner(dls, cfg.pretrained, opt_func, cfg.arch, cfg.norm)
+    pretrained, init_text = effective_init(cfg, init)
     if cache is not None:
         from leukoreport.training.cached_loader import cached_dataloaders
 
         learn.dls = cached_dataloaders(dls, cache, [str(p) for p in (*dls.train.items, *dls.valid.items)])
     extra = _speed_callbacks(precision, cfg.channels_last, cfg.lean_loop, device)
+    if cfg.norm == "group":
+        extra.append(norm_params_callback())
     if cfg.max_batches:
         extra.append(batch_limit(cfg.max_batches))
     rows: list[dict] = []
@@ -497,8 +524,10 @@ def train(split: pd.DataFrame, cfg: TrainConfig, seed: int, threads: int | None 
     n_images = per_epoch * sum(r["phase"] > 0 for r in rows)
     info = {
         "seed": seed,
-        "pretrained": cfg.pretrained,
-        "init": init or ("ImageNet" if cfg.pretrained else "random (pretrained: false)"),
+        "pretrained": pretrained,
+        "init": init_text,
+        "arch": cfg.arch,
+        "norm": cfg.norm,
         "device": describe_device(device).short,
         "threads": torch.get_num_threads(),
         "size": cfg.size,

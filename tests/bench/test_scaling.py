@@ -270,11 +270,12 @@ def test_scale_benchmark_end_to_end(tmp_path, monkeypatch):
     for n in (30, 60):
         result = report["results"][str(n)]
         steps = result["steps"]
-        for rule in ("split", "external", "leakage", "cache", "weights", "train", "evaluate", "embed_train",
-                     "plot_training", "plot_dataset", "image_stats", "gradcam", "label_audit", "shift",
+        for rule in ("split", "external", "leakage", "cache", "weights", "train", "evaluate", "evaluate_test",
+                     "plot_training", "plot_dataset", "image_stats", "ensemble", "shift",
                      "report_html", "summary_html", "report_pdf"):
             assert rule in steps, rule
-        assert steps["evaluate"]["jobs"] == 2 and steps["report_pdf"]["jobs"] == 2  # test + monocytes; 2 PDFs
+        assert steps["evaluate"]["jobs"] == steps["evaluate_test"]["jobs"] == 1  # monocytes, test
+        assert steps["report_pdf"]["jobs"] == 2  # 2 PDFs
         assert sum(result["split"].values()) == n
         tsvs = sorted((tmp_path / "scale" / f"n{n}" / "benchmarks").glob("*.tsv"))
         assert sum(s["jobs"] for s in steps.values()) == len(tsvs)

@@ -188,7 +188,9 @@ def test_shift_table_identical_and_shifted():
     train = random_frame(60, 7)
     same = shift_table(train, train.copy())
     assert same.columns.tolist() == ["statistic", "train_mean", "train_sd", "set_mean", "set_sd",
-                                     "wasserstein", "wasserstein_sd", "ks", "ks_p"]
+                                     "wasserstein", "wasserstein_sd", "ks", "ks_p", "auc", "separability",
+                                     "std_difference"]
+    assert np.allclose(same["auc"], 0.5) and (same["separability"] == 0).all()
     assert sorted(same["statistic"]) == sorted(STATISTICS)
     assert (same["wasserstein"] == 0).all() and (same["ks"] == 0).all()
     assert np.allclose(same["ks_p"], 1.0)
@@ -207,20 +209,51 @@ def test_shift_table_identical_and_shifted():
     assert top["set_mean"] - top["train_mean"] == pytest.approx(0.2)
 
 
-def test_shift_table_constant_column_sorts_last_and_empty_raises():
+def test_shift_table_ranks_by_separability_and_errors():
     train = random_frame(20, 8)
     train["width"] = 360
     other = random_frame(5, 9)
     table = shift_table(train, other)
-    assert table.iloc[-1]["statistic"] == "width"
-    assert np.isnan(table.iloc[-1]["wasserstein_sd"])
-    assert table["wasserstein_sd"].iloc[:-1].is_monotonic_decreasing
+    assert np.isnan(table.set_index("statistic").loc["width", "wasserstein_sd"])  # training SD 0
+    assert table["separability"].is_monotonic_decreasing
     with pytest.raises(LeukoError, match="training frame"):
         shift_table(train.iloc[:0], other)
     with pytest.raises(LeukoError, match="other frame"):
         shift_table(train, other.iloc[:0])
     with pytest.raises(LeukoError, match="missing column"):
         shift_table(train.drop(columns="aspect"), other)
+
+
+def test_near_constant_training_statistic_does_not_rank_first():
+    """Every training image almost the same aspect (SD 1e-4) against a set spread on both sides of it, and a
+    brightness shift with no overlap: by Wasserstein / training SD the aspect came first (about 500 SDs against 10),
+    by separability the brightness does."""
+    rng = np.random.default_rng(4)
+    train, other = random_frame(200, 1), random_frame(40, 2)
+    train["aspect"] = 360 / 363 + rng.normal(0, 1e-4, 200)
+    other["aspect"] = 360 / 363 + np.linspace(-0.1, 0.1, 40)
+    train["brightness"] = rng.uniform(0.4, 0.5, 200)
+    other["brightness"] = rng.uniform(0.7, 0.8, 40)
+    table = shift_table(train, other).set_index("statistic")
+    assert table["wasserstein_sd"].idxmax() == "aspect"  # the old ranking
+    assert table.index[0] == "brightness" and table.loc["brightness", "separability"] == 1.0
+    assert table.loc["aspect", "separability"] < 0.1
+    # independent: AUC as the share of (train, set) pairs with the set's value larger, ties counting one half
+    a, b = train["aspect"].to_numpy(), other["aspect"].to_numpy()
+    auc = np.mean([(y > x) + 0.5 * (y == x) for x in a for y in b])
+    assert table.loc["aspect", "auc"] == pytest.approx(auc)
+    assert table.loc["aspect", "separability"] == pytest.approx(abs(auc - 0.5) * 2)
+    both = np.concatenate([a, b])
+    assert table.loc["aspect", "std_difference"] == pytest.approx((b.mean() - a.mean()) / both.std())
+
+
+def test_separability_ties_are_broken_by_the_standardised_difference():
+    train, other = random_frame(30, 5), random_frame(30, 6)
+    train["brightness"], other["brightness"] = np.linspace(0.1, 0.2, 30), np.linspace(0.3, 0.4, 30)
+    train["contrast"], other["contrast"] = np.linspace(0.1, 0.2, 30), np.linspace(0.9, 1.0, 30)
+    table = shift_table(train, other)
+    assert list(table["statistic"][:2]) == ["contrast", "brightness"]
+    assert (table["separability"][:2] == 1.0).all()
 
 
 def assert_png(path: Path) -> None:

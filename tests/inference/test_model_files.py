@@ -162,7 +162,8 @@ def test_a_model_json_that_is_not_ours(run, tmp_path):
     (folder / "model.json").write_text(json.dumps({**spec, "architecture": "vit"}))
     with pytest.raises(LeukoError) as err:
         load_model_file(folder / "model.json")
-    assert _one_line(err) == f"{(folder / 'model.json').as_posix()}: key architecture: expected 'resnet18', got 'vit'"
+    assert _one_line(err) == (f"{(folder / 'model.json').as_posix()}: key architecture: expected one of "
+                              "'resnet18', 'resnet34', 'resnet50', got 'vit'")
 
 
 def test_an_unknown_model_suffix(tmp_path):

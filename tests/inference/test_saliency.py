@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import runpy
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from leukoreport.base.atomic_io import write_csv
+from leukoreport.base.checksums import sha256_file
 from leukoreport.base.errors import LeukoError
+from leukoreport.data.embeddings import load_embeddings, train_sample
+from leukoreport.inference.evaluate import predict_with_features
 from leukoreport.inference.model_files import load_model_file
 from leukoreport.inference.saliency import (
     cam_batch,
+    centre_share,
     class_indices,
     crop_box,
     gradcam_maps,
+    gradcam_table,
     saliency_rows,
 )
 from leukoreport.report.figures.saliency import overlay, plot_saliency_gallery
+from leukoreport.stats.metrics import prediction_classes, read_predictions
 from leukoreport.training.two_phase import PhaseConfig, TrainConfig
 
+EVALUATE = Path(__file__).resolve().parents[2] / "workflow" / "scripts" / "evaluate.py"
+UNCERTAINTY = {"confidence_level": 0.95, "bootstrap_resamples": 99, "bootstrap_seed": 0, "calibration_bins": 5}
 CFG = TrainConfig.defaults(size=64, batch_size=8, pretrained=False,  # 64 px: a 2x2 last block
                            phases=[PhaseConfig(False, 3e-3, 3, 3)], device="cpu", num_workers=0, precision="fp32",
                            channels_last=False)
@@ -223,3 +235,58 @@ def test_centre_share_of_simple_maps():
     cam[:] = 0
     cam[0:5, 0:5] = 1.0
     assert centre_share(cam) == 0.0
+
+
+def _old_gradcam_csv(learn, predictions: Path, n: int, top_losses: int, out: Path) -> tuple[str, list[np.ndarray]]:
+    """What the removed gradcam job wrote as saliency.csv, by the saliency functions called one by one."""
+    classes = prediction_classes(predictions)
+    rows = saliency_rows(read_predictions(predictions, classes), n, min(n, top_losses)).head(n)
+    maps = gradcam_maps(learn, [Path(p) for p in rows["path"]], class_indices(learn, list(rows["target"])))
+    write_csv(rows.assign(cam_centre_share=[centre_share(m) for m in maps]), out)
+    return out.read_text(), maps
+
+
+@pytest.fixture(scope="module")
+def evaluate_job(model, tiny_split, tmp_path_factory) -> SimpleNamespace:
+    """workflow/scripts/evaluate.py run on the test split with Grad-CAM and the training embeddings asked for."""
+    root = tmp_path_factory.mktemp("evaluate_job")
+    split_csv = root / "split.csv"
+    tiny_split.to_csv(split_csv, index=False)
+    info = root / "train.json"
+    info.write_text(json.dumps({"model_sha256": sha256_file(model)}))
+    names = {"predictions": "predictions.csv", "embeddings": "embeddings.npz", "metrics": "metrics.json",
+             "timing": "timing.json", "saliency_table": "saliency.csv", "saliency_figure": "saliency.png",
+             "train_embeddings": "train_embeddings.npz"}
+    output = SimpleNamespace(**{key: str(root / "out" / name) for key, name in names.items()})
+    job = SimpleNamespace(
+        input=SimpleNamespace(model=str(model), info=str(info), images=str(split_csv), split=str(split_csv)),
+        output=output, log=[str(root / "evaluate.log")], threads=0, wildcards=SimpleNamespace(split="42", seed="3"),
+        params=SimpleNamespace(dataset="test", batch_size=4, device="cpu", uncertainty=UNCERTAINTY, tta=False,
+                               gradcam={"images": 5, "top_losses": 3}, train_sample=7))
+    (root / "out").mkdir()
+    runpy.run_path(str(EVALUATE), init_globals={"snakemake": job})
+    return job
+
+
+def test_evaluate_job_writes_what_the_gradcam_job_wrote(evaluate_job, learn, tmp_path):
+    out = evaluate_job.output
+    expected, maps = _old_gradcam_csv(learn, Path(out.predictions), 5, 3, tmp_path / "saliency.csv")
+    assert Path(out.saliency_table).read_text() == expected
+    table = pd.read_csv(out.saliency_table)
+    assert 0 < len(table) <= 5 and len(maps) == len(table)
+    assert Image.open(out.saliency_figure).size[0] > 100
+    rows, got = gradcam_table(learn, out.predictions, 5, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(got, maps))
+
+
+def test_evaluate_job_embeds_the_training_sample_and_times_its_diagnostics(evaluate_job, learn, tiny_split):
+    out = evaluate_job.output
+    rows = train_sample(tiny_split, 7, 3)
+    _, direct = predict_with_features(learn, rows, 4, 0)
+    saved = load_embeddings(out.train_embeddings)
+    assert saved.paths == list(rows["path"]) and 0 < len(rows) < (tiny_split["split"] == "train").sum()
+    np.testing.assert_allclose(saved.features, direct.features, rtol=1e-5, atol=1e-6)
+    timing = json.loads(Path(out.timing).read_text())
+    assert timing["rule"] == "evaluate" and set(timing["diagnostics"]) == {"gradcam", "embed_train"}
+    for spent in timing["diagnostics"].values():
+        assert spent["s"] > 0 and spent["cpu_time"] > 0

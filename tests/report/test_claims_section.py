@@ -83,7 +83,8 @@ def test_claims_is_section_one_and_the_rest_is_renumbered(with_claims, fake_spli
     assert "9. Model card" in heads and f"10. {ctx['seeds'][0]['title']}" in heads
     assert [s["number"] for s in ctx["seeds"]] == [10, 11]
     assert heads[-1] == "Appendix. Reviewer checklist (CLAIM 2024)"
-    assert "<h3>8.1 Test split (reference)</h3>" in html and "(section 3)" in html  # validity subsections, model card
+    # the validity subsections (HTML only in the PDF) and the model card's pointer to the data section
+    assert '<h3 class="html-only">8.1 Test split (reference)</h3>' in html and "(section 3)" in html
     assert "results/summary/claims.csv" in html and "results/summary/deviations.csv" in html
     for c in ctx["claims"]["rows"]:
         assert f'<span class="verdict {c["css"]}">{c["label"]}</span>' in html
@@ -100,7 +101,7 @@ def test_without_claims_json_the_section_is_absent(tmp_path, make_fake_results, 
     assert ctx["claims"] is None and heads[:3] == ["1. Run summary", "2. Data", "3. Leakage audit"]
     assert "8. Model card" in heads and [s["number"] for s in ctx["seeds"]] == [9]
     assert 'id="claims"' not in html and heads[-1] == "Appendix. Reviewer checklist (CLAIM 2024)"
-    assert "<h3>7.1 Test split (reference)</h3>" in html and "(section 2)" in html
+    assert '<h3 class="html-only">7.1 Test split (reference)</h3>' in html and "(section 2)" in html
     summary = build.summary_context(results, {}, [fake_split_seed], [1], ["test"], RUN_INFO)
     html = render.render_html(summary, TEMPLATES, "summary")
     assert summary["claims"] is None and _headings(html)[0] == "1. Model and training"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,45 @@ def test_two_folders_print_both_ratios_and_their_quotient(tmp_path):
     assert ratios == [round(10.5 / 26, 3), round(8.5 / 26, 3)]
     assert lines[-1] == f"ratio after / before: {(8.5 / 26) / (10.5 / 26):.3f}"
     assert "  gradcam                 1.0 s       0.5 s    1 jobs" in lines
+
+
+def write_timing(path: Path, rule: str, diagnostics: dict[str, tuple[float, float]]) -> None:
+    """A timing.json as an evaluate or ensemble job writes it: (wall, CPU) seconds per in-job diagnostic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"rule": rule, "diagnostics": {k: {"s": s, "cpu_time": c}
+                                                              for k, (s, c) in diagnostics.items()}}))
+
+
+def test_seconds_timed_inside_jobs_move_to_the_diagnostics(tmp_path):
+    cost = load_script()
+    files = {k: v for k, v in FILES.items() if not k.startswith(("gradcam", "embed_train"))}
+    files["ensemble_split42_test"] = 2.0
+    results = write_benchmarks(tmp_path / "results", files)
+    run = results / "splits/42/seeds/1"
+    write_timing(run / "test/timing.json", "evaluate", {"gradcam": (3.0, 2.0), "embed_train": (1.5, 1.0)})
+    write_timing(run / "lab2/timing.json", "evaluate", {"gradcam": (2.0, 1.0)})
+    write_timing(results / "splits/42/ensemble/test/timing.json", "ensemble", {"label_audit": (0.5, 0.25)})
+    write_timing(results / "logs/timing.json", "evaluate", {"gradcam": (99.0, 99.0)})  # logs are not results
+    seconds, _ = cost.rule_seconds(results)
+    moved = cost.moved_seconds(results)
+    assert moved == {("evaluate", "gradcam"): 5.0, ("evaluate", "embed_train"): 1.5, ("ensemble", "label_audit"): 0.5}
+    assert cost.moved_seconds(results, "cpu_time")[("evaluate", "gradcam")] == 3.0
+    charged = cost.charge_diagnostics(seconds, moved)
+    assert charged["evaluate"] == pytest.approx(16.0 - 6.5) and charged["ensemble"] == pytest.approx(1.5)
+    assert charged["gradcam"] == 5.0 and charged["embed_train"] == 1.5 and charged["label_audit"] == 0.5
+    diag, base, ratio = cost.cost_ratio(charged)
+    assert diag == pytest.approx(2.5 + 1.5 + 1.0 + 0.5 + 0.5 + 5.0 + 1.5 + 0.5)
+    assert base == pytest.approx(16.0 + 3 + 2 + 1 + 4 + 2.0 - 7.0)
+    # the total is the same: work is moved, never hidden
+    assert sum(charged.values()) == pytest.approx(sum(seconds.values()))
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(results)], capture_output=True, text=True, check=True)
+    assert "  moved from evaluate to gradcam (timed inside the jobs, 3 timing.json): 5.0 s, CPU 3.0 s" in proc.stdout
+    assert f"  before moving: evaluation and report {base + 7.0:.1f} s" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == f"  evaluation and report: {base:.1f} s; diagnostics: {diag:.1f} s; " \
+                                           f"ratio {ratio:.3f}"
+
+
+def test_a_timing_pair_outside_the_counted_rules_is_refused(tmp_path):
+    cost = load_script()
+    with pytest.raises(ValueError, match="'gradcam' in rule 'train'"):
+        cost.charge_diagnostics({"train": 5.0}, {("train", "gradcam"): 1.0})

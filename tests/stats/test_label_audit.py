@@ -254,3 +254,57 @@ def test_the_rendered_report_counts_suspects_on_a_good_model(tmp_path):
     metrics = ensemble_metrics(pred)
     text = render_validity(tmp_path, pred, metrics, audit_informative(metrics))
     assert "Suspected label errors: 5 of 200 (2.5%)" in text and "not informative" not in text
+
+
+# ---------------------------------------------------------------- the ensemble job writes the audit (workflow script)
+
+def test_the_ensemble_job_writes_the_audit_the_label_audit_job_wrote(tmp_path):
+    import json
+    import runpy
+    from types import SimpleNamespace
+
+    from leukoreport.base.atomic_io import write_csv
+    from leukoreport.stats.metrics import read_predictions
+
+    n, flips = 60, [3, 17, 41]
+    true = np.arange(n) % len(CLASSES)
+    given = true.copy()
+    given[flips] = (true[flips] + 1) % len(CLASSES)
+    paths = [str(tmp_path / f"img_{i:03d}.png") for i in range(n)]
+    for path in paths:
+        Image.new("RGB", (24, 24), (200, 100, 150)).save(path)
+    seeds = [1, 2]
+    for seed, confidence in zip(seeds, (0.9, 0.7)):
+        write_csv(table(true, given, confidence, paths), tmp_path / f"seed{seed}.csv")
+    split = pd.DataFrame({"path": paths, "label": [CLASSES[g] for g in given], "split": "train"})
+    split.to_csv(tmp_path / "split.csv", index=False)
+    out = tmp_path / "out"
+    names = {"predictions": "predictions.csv", "metrics": "metrics.json", "timing": "timing.json",
+             "label_table": "label_issues.csv", "label_summary": "label_audit.json", "label_gallery": "label_issues"}
+    job = SimpleNamespace(
+        input=SimpleNamespace(predictions=[str(tmp_path / f"seed{s}.csv") for s in seeds],
+                              split=str(tmp_path / "split.csv")),
+        output=SimpleNamespace(**{k: str(out / v) for k, v in names.items()}), log=[str(tmp_path / "ensemble.log")],
+        wildcards=SimpleNamespace(split="42", dataset="ext"), threads=1,
+        params=SimpleNamespace(seeds=seeds, label_audit={"filter_by": "prune_by_noise_rate", "gallery": 4},
+                               uncertainty={"confidence_level": 0.95, "bootstrap_resamples": 199, "bootstrap_seed": 0,
+                                            "calibration_bins": 5}))
+    out.mkdir()
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "workflow/scripts/ensemble.py"),
+                   init_globals={"snakemake": job})
+    ens = read_predictions(out / "predictions.csv", CLASSES)
+    np.testing.assert_allclose(ens["prob_basophil"], (table(true, given, 0.9)["prob_basophil"]
+                                                      + table(true, given, 0.7)["prob_basophil"]) / 2)
+    metrics = json.loads((out / "metrics.json").read_text())
+    gate = audit_informative(metrics, (out / "metrics.json").as_posix())
+    expected = find_suspects(ens, CLASSES).assign(informative=gate[0])
+    write_csv(expected, tmp_path / "expected.csv")
+    assert (out / "label_issues.csv").read_text() == (tmp_path / "expected.csv").read_text()
+    summary = json.loads((out / "label_audit.json").read_text())
+    assert gate[0] and summary["n_suspected"] == len(flips) == audit_summary(expected, gate)["n_suspected"]
+    assert summary["dataset"] == "ext" and summary["seeds"] == seeds and summary["split_seed"] == 42
+    assert set(expected.loc[expected["suspected"], "path"]) == {paths[i] for i in flips}
+    assert (out / "label_issues" / "page-01.png").is_file()
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["rule"] == "ensemble" and list(timing["diagnostics"]) == ["label_audit"]
+    assert timing["diagnostics"]["label_audit"]["s"] > 0

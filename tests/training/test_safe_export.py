@@ -71,7 +71,8 @@ def test_model_json_describes_the_learner(exported, learn):
     _, _, spec = exported
     aug = asdict(CFG.augmentation)
     assert spec["format"] == "leukoreport-safe-model" and spec["format_version"] == 1
-    assert spec["architecture"] == "resnet18" and spec["weights_file"] == "model.safetensors"
+    assert spec["architecture"] == "resnet18" and spec["norm"] == "batch"
+    assert spec["weights_file"] == "model.safetensors"
     assert spec["classes"] == ["alpha", "beta", "gamma"] == [str(c) for c in learn.dls.vocab] and spec["n_out"] == 3
     assert spec["image_size"] == [32, 32]
     assert spec["item_resize"] == {"size": [32, 32], "method": "crop", "pad_mode": "reflection", "resamples": [2, 0]}
@@ -179,7 +180,8 @@ def _broken(spec: dict, key: str, value) -> dict:
 @pytest.mark.parametrize("key, value, message", [
     ("format", "pickle", "key format: expected 'leukoreport-safe-model'"),
     ("format_version", 2, "key format_version: expected 1"),
-    ("architecture", "resnet50", "key architecture: expected 'resnet18'"),
+    ("architecture", "vgg16", "key architecture: expected one of 'resnet18', 'resnet34', 'resnet50', got 'vgg16'"),
+    ("norm", "layer", "key norm: expected one of 'batch', 'group', 'frozen', got 'layer'"),
     ("classes", KeyError, "key classes missing"),
     ("n_out", 4, "key n_out: 4 is not the number of classes (3)"),
     ("augmentation.xtra_tfms", "os.system", "key augmentation: expected the keys"),

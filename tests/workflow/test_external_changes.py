@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 SEEDS = [1, 2]
-# Jobs that must never be planned when only the external sets change: training, the data they read, and the
-# split-only leakage audit training waits for.
-NEVER = {"split", "cache", "weights", "leakage", "train", "reproducibility_train", "reproducibility", "embed_train",
+# Jobs that must never be planned when only the external sets change: training, the data they read, the
+# split-only leakage audit training waits for, and the test split's evaluation (with the training embeddings).
+NEVER = {"split", "cache", "weights", "leakage", "train", "reproducibility_train", "reproducibility", "evaluate_test",
          "plot_training", "plot_summary"}
 PER_SET = ("dataset", "group", "name")  # the wildcards that name one data set
 
@@ -126,7 +126,7 @@ def test_adding_an_external_set_trains_nothing_and_touches_no_other_set(clone):
     assert not NEVER & set(planned_rules), planned_rules
     assert per_set(jobs) == {"second_lab"}
     assert planned_rules["evaluate"] == len(SEEDS) and planned_rules["external"] == 1
-    assert planned_rules["shift"] == planned_rules["gradcam"] == len(SEEDS)
+    assert planned_rules["shift"] == len(SEEDS) and planned_rules["ensemble"] == 1  # Grad-CAM, label audit inside
     assert planned_rules["leakage_external"] == 1  # the full audit hashes the new set; the split audit stays
 
 
@@ -138,7 +138,7 @@ def test_removing_an_external_set_plans_only_the_summaries(clone):
     print("remove:", planned_rules)
     assert not NEVER & set(planned_rules), planned_rules
     assert per_set(jobs) == set()
-    assert {"evaluate", "shift", "gradcam", "ensemble", "plot_dataset"}.isdisjoint(planned_rules)
+    assert {"evaluate", "shift", "ensemble", "plot_dataset"}.isdisjoint(planned_rules)
 
 
 def test_renaming_an_external_set_evaluates_only_the_new_name(clone):

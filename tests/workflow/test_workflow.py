@@ -467,7 +467,7 @@ def test_dry_run_plans_default_three_seeds(tmp_path, copy_project, snakemake):
     jobs = dict(
         line.split()[:2] for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
     )
-    assert jobs["train"] == "3" and jobs["evaluate"] == "6" and jobs["weights"] == "1"
+    assert jobs["train"] == "3" and jobs["evaluate"] == jobs["evaluate_test"] == "3" and jobs["weights"] == "1"
     assert jobs["split"] == "1" and jobs["ensemble"] == "2" and jobs["robustness"] == "1"
 
 
@@ -481,7 +481,8 @@ def test_dry_run_plans_the_split_seed_grid(tmp_path, copy_project, snakemake):
     jobs = dict(
         line.split()[:2] for line in proc.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()
     )
-    assert jobs["split"] == "2" and jobs["leakage"] == "2" and jobs["train"] == "6" and jobs["evaluate"] == "12"
+    assert jobs["split"] == "2" and jobs["leakage"] == "2" and jobs["train"] == "6" and jobs["evaluate"] == "6"
+    assert jobs["evaluate_test"] == "6"
     assert "results/splits/2/seeds/7/model.pkl" in proc.stdout
 
 

@@ -44,8 +44,11 @@ def test_dry_run_plans_every_variant_and_seed(tmp_path, copy_project, snakemake)
     counts = job_counts(proc.stdout)
     n_variants, n_seeds = len(cfg["variants"]), len(cfg["seeds"])
     assert n_variants == 4 and n_seeds == 3
-    assert counts["train"] == n_variants * n_seeds
-    assert counts["evaluate"] == n_variants * n_seeds * (1 + len(cfg["external"]))
+    # the `tta` variant changes nothing in training: it reuses the paper's models (rule reuse_training)
+    assert [n for n, o in cfg["variants"].items() if set(o) == {"tta"}] == ["tta"]
+    assert counts["train"] == (n_variants - 1) * n_seeds and counts["reuse_training"] == n_seeds
+    assert counts["evaluate"] == n_variants * n_seeds * len(cfg["external"])
+    assert counts["evaluate_test"] == n_variants * n_seeds
     assert counts["split"] == counts["cache"] == counts["leakage"] == 1  # shared by the variants
     assert counts["variants"] == counts["report_html"] == 1
     for name in cfg["variants"]:
@@ -63,9 +66,32 @@ def test_every_variant_trains_and_evaluates_with_its_own_recipe(variants_run):
             assert train["stain_augmentation"]["method"] == stain["method"]
             metrics = json.loads((run / "test" / "metrics.json").read_text())
             assert metrics["tta"] is overrides.get("tta", cfg["tta"])
+            assert metrics["evaluation"]["adabn"] is overrides.get("evaluation", {}).get("adabn", False)
     # shared steps ran once, in results/
     assert (project / "results/splits/42/split.csv").is_file()
     assert not (project / "results/variants/paper/splits/42/split.csv").exists()
+
+
+def test_a_variant_set_only_at_evaluation_reuses_the_models_and_adapts_batchnorm(variants_run):
+    """`adabn` (evaluation: {adabn: true}) trains nothing: its model files are the paper's byte for byte; its
+    predictions differ from the paper's because BatchNorm statistics are re-estimated on each evaluated set."""
+    project, cfg, _ = variants_run
+    assert cfg["variants"]["adabn"] == {"evaluation": {"adabn": True}}
+    root = project / "results" / "variants"
+    for seed in cfg["seeds"]:
+        paper, adabn = (root / v / "splits" / "42" / "seeds" / str(seed) for v in ("paper", "adabn"))
+        for name in ("model.pkl", "model.safetensors", "model.json", "history.csv"):
+            assert (adabn / name).read_bytes() == (paper / name).read_bytes(), name
+        assert json.loads((adabn / "train.json").read_text())["trained_as_variant"] == "paper"
+        assert "trained_as_variant" not in json.loads((paper / "train.json").read_text())
+        assert not (root / "adabn" / "logs" / f"train_split42_seed{seed}.log").exists()
+        for dataset in ["test", *cfg["external"]]:
+            a = pd.read_csv(paper / dataset / "predictions.csv")
+            b = pd.read_csv(adabn / dataset / "predictions.csv")
+            assert list(a["path"]) == list(b["path"])
+            probs = [c for c in a.columns if c.startswith("prob_")]
+            assert len(probs) == 5
+            assert not np.allclose(a[probs].to_numpy(float), b[probs].to_numpy(float))
 
 
 def test_variant_numbers_equal_compare_and_an_independent_holm(variants_run):

@@ -6,7 +6,7 @@
 rule reproducibility_train:
     input:
         split="results/splits/{split}/split.csv",
-        weights="results/weights/resnet18.json",
+        weights=weights_file,
         audit="results/splits/{split}/audit/split_leakage.json",
         cache=cache_input,
     output:

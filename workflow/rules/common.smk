@@ -4,8 +4,15 @@ from leukoreport.config.checks import check_config, exit_on_error
 from leukoreport.config.claims import load_claims
 from leukoreport.config.provenance import external_paths
 from leukoreport.config.settings import ShiftSettings
-from leukoreport.config.variants import reference_variant, variant_configs
+from leukoreport.config.variants import (
+    canonical,
+    reference_variant,
+    shared_training,
+    variant_configs,
+)
+from leukoreport.config.variants import train_params as variant_train_params
 from leukoreport.stats.run_tables import run_keys, run_label
+from leukoreport.training.normalisation import has_imagenet_weights
 
 # Recipe variants (config key `variants`): each variant's runs, summaries and diagnostics live under
 # results/variants/{variant}/ with the same layout as results/ of a single-recipe run; data, splits, caches,
@@ -24,6 +31,9 @@ with exit_on_error():
 
 
 REFERENCE = reference_variant(config)
+# Variants that differ from an earlier one only after training (`evaluation`, `tta`) reuse its models.
+SHARED = shared_training(VARIANTS)
+TRAINED = [name for name in VARIANTS if name not in SHARED]
 ROOT = "results/variants/{variant}" if VARIANTS else "results"
 
 
@@ -96,35 +106,55 @@ def dataset_images(wildcards):
     return f"results/data/external/{wildcards.dataset}.csv"
 
 
-def canonical(value):
-    """`value` with the keys of every mapping in it sorted: Snakemake compares params by their text, so the order
-    of keys in a config file would otherwise rerun jobs."""
-    if isinstance(value, dict):
-        return {key: canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
+def shared_model(file):
+    """Input function: `file` of the same run in the variant whose trained models the job's variant reuses."""
+
+    def path(wildcards):
+        source = SHARED[wildcards.variant]
+        return f"results/variants/{source}/splits/{wildcards.split}/seeds/{wildcards.seed}/{file}"
+
+    return path
 
 
 def train_params(wildcards):
-    """The training part of the job's variant config (mappings in sorted key order), passed to the train script."""
-    keys = [
-        "size",
-        "batch_size",
-        "pretrained",
-        "schedule",
-        "phases",
-        "augmentation",
-        "num_workers",
-        "device",
-        "precision",
-        "channels_last",
-        "deterministic",
-        "stain_augmentation",
-        "max_batches",
-    ]
-    cfg = recipe(wildcards)
-    return {key: canonical(cfg[key]) for key in keys}
+    """The training part of the job's variant config, passed to the train script
+    (leukoreport.config.variants.train_params: `arch`, `norm` only when changed)."""
+    return variant_train_params(recipe(wildcards))
+
+
+def evaluation_options(wildcards):
+    """The job's variant's evaluation options (config key `evaluation`: adabn, stain_normalisation); they change
+    no training and are not in `train_params`."""
+    return canonical(recipe(wildcards)["evaluation"])
+
+
+def evaluation_reference(wildcards):
+    """The split's normalisation reference when the job's variant normalises stain at evaluation, else nothing."""
+    if recipe(wildcards)["evaluation"]["stain_normalisation"] == "none":
+        return []
+    return f"results/splits/{wildcards.split}/validity/normalisation_reference.json"
+
+
+def weights_file(wildcards):
+    """The weights job's record for the architecture of the job's variant (results/weights/ARCH.json)."""
+    return f"results/weights/{recipe(wildcards)['arch']}.json"
+
+
+def reference_weights_file():
+    """The weights job's record the reports show: that of the (reference variant's) architecture."""
+    arch = (VARIANTS[REFERENCE] if VARIANTS else config)["arch"]
+    return f"results/weights/{arch}.json"
+
+
+def imagenet_needed(arch):
+    """Whether some variant starts `arch` from ImageNet weights (pretrained, and torchvision has them for its
+    `norm`: not for GroupNorm)."""
+    return any(
+        cfg["pretrained"]
+        and cfg["arch"] == arch
+        and has_imagenet_weights(cfg["arch"], cfg["norm"])
+        for cfg in recipes()
+    )
 
 
 def cache_input(wildcards):
@@ -194,6 +224,24 @@ def validity_files(kind):
     }[kind]
 
 
+def work_side():
+    """`validity.interventions.work_side`: the shorter side (pixels) the images are transformed at, never below the
+    largest `size` of any recipe (the learner would otherwise upsample what was downsampled); None: full size.
+    """
+    side = VALIDITY.get("interventions", {}).get("work_side")
+    return (
+        None if side is None else max(int(side), *(int(r["size"]) for r in recipes()))
+    )
+
+
+def interventions_outputs():
+    """results/summary/interventions.{csv,json} (of every variant) for the reports when `validity.interventions` is
+    on, else nothing."""
+    if not VALIDITY.get("interventions", {}).get("enabled", False):
+        return []
+    return every(f"{ROOT}/summary/interventions.{{ext}}", ext=["csv", "json"])
+
+
 def validity_figures():
     """The per-run risk-coverage and OOD-band figures, when the OOD scores are on."""
     if not VALIDITY["ood"]["enabled"]:
@@ -235,3 +283,54 @@ def claims_dir():
     return (
         f"{ROOT}/summary".format(variant=REFERENCE) if VARIANTS else f"{ROOT}/summary"
     )
+
+
+# The evaluate and ensemble jobs' outputs and settings for the diagnostics they run in the same job.
+def evaluate_outputs(folder):
+    """The files an evaluate job writes into `folder`; the Grad-CAM gallery only when `validity.gradcam` is on."""
+    files = {
+        "predictions": f"{folder}/predictions.csv",
+        "embeddings": f"{folder}/embeddings.npz",
+        "metrics": f"{folder}/metrics.json",
+        "timing": f"{folder}/timing.json",
+    }
+    if validity_on("gradcam"):
+        files |= {
+            "saliency_table": f"{folder}/saliency.csv",
+            "saliency_figure": f"{folder}/saliency.png",
+        }
+    return files
+
+
+def train_embeddings_output():
+    """The training sample's embeddings (written by the test split's evaluate job) when a diagnostic reads them:
+    the shift diagnostics or the interventions."""
+    if validity_on("shift") or VALIDITY.get("interventions", {}).get("enabled", False):
+        return {"train_embeddings": f"{RUN}/train_embeddings.npz"}
+    return {}
+
+
+def gradcam_params():
+    """Grad-CAM's settings (images per gallery, top losses), or None when it is off (no rerun when they change)."""
+    if not validity_on("gradcam"):
+        return None
+    return {"images": VALIDITY["gradcam"]["images"], "top_losses": config["top_losses"]}
+
+
+def label_audit_outputs():
+    """The label audit's files (written by the ensemble job of each split and dataset) when it is on."""
+    if not validity_on("label_audit"):
+        return {}
+    folder = f"{ROOT}/splits/{{split}}/validity/{{dataset}}"
+    return {
+        "label_table": f"{folder}/label_issues.csv",
+        "label_summary": f"{folder}/label_audit.json",
+        "label_gallery": directory(f"{folder}/label_issues"),
+    }
+
+
+def label_audit_params():
+    """The label audit's settings, or None when it is off (no rerun when they change)."""
+    if not validity_on("label_audit"):
+        return None
+    return {key: VALIDITY["label_audit"][key] for key in ("filter_by", "gallery")}

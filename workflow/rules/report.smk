@@ -3,7 +3,7 @@ rule report_html:
         split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
         external_classes=expand("results/data/external/{name}.json", name=EXTERNAL),
-        weights="results/weights/resnet18.json",
+        weights=reference_weights_file(),
         audit=expand(
             "results/splits/{split}/audit/{file}",
             split=SPLITS,
@@ -57,12 +57,14 @@ rule report_html:
         ),
         variants=variants_outputs(),
         claims=claims_outputs(),
+        interventions=interventions_outputs(),
         templates=[
             "templates/report.html.j2",
             "templates/base.html.j2",
             "templates/partials/claims.html.j2",
             "templates/partials/checklist.html.j2",
             "templates/partials/validity.html.j2",
+            "templates/partials/interventions.html.j2",
             "templates/partials/variants.html.j2",
             "templates/partials/explore.js",
             "templates/partials/explore.css",
@@ -97,7 +99,7 @@ rule summary_html:
         split=expand("results/splits/{split}/split.csv", split=SPLITS),
         external=expand("results/data/external/{name}.csv", name=EXTERNAL),
         external_classes=expand("results/data/external/{name}.json", name=EXTERNAL),
-        weights="results/weights/resnet18.json",
+        weights=reference_weights_file(),
         audit=expand("results/splits/{split}/audit/leakage.json", split=SPLITS),
         summary=every(
             f"{ROOT}/summary/{{file}}",
@@ -118,6 +120,7 @@ rule summary_html:
         training=every(runs("train.json")),
         variants=variants_outputs(),
         claims=claims_outputs(),
+        interventions=interventions_outputs(),
         templates=[
             "templates/summary.html.j2",
             "templates/base.html.j2",

@@ -51,6 +51,8 @@ rule plot_summary:
         "../scripts/plot_summary.py"
 
 
+# One job per split and dataset: the seed ensemble and the label audit of its probabilities, the audit's seconds
+# timed into timing.json (scripts/validity_cost.py charges them to the diagnostics).
 rule ensemble:
     input:
         predictions=expand(
@@ -60,8 +62,10 @@ rule ensemble:
         ),
         split="results/splits/{split}/split.csv",
     output:
+        **label_audit_outputs(),
         predictions=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
         metrics=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
+        timing=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/timing.json",
     log:
         f"{ROOT}/logs/ensemble_split{{split}}_{{dataset}}.log",
     benchmark:
@@ -75,6 +79,7 @@ rule ensemble:
     params:
         seeds=SEEDS,
         uncertainty=uncertainty_params(),
+        label_audit=label_audit_params(),
     script:
         "../scripts/ensemble.py"
 
@@ -131,3 +136,28 @@ rule plot_robustness:
         limit=config["report_limits"]["agreement"],
     script:
         "../scripts/plot_robustness.py"
+
+
+# Interventions at evaluation (config `validity.interventions`): every run's interventions on every external set,
+# summarised over runs (leukoreport.stats.interventions).
+rule interventions_summary:
+    input:
+        csv=runs("{dataset}/interventions.csv", dataset=list(EXTERNAL)),
+        json=runs("{dataset}/interventions.json", dataset=list(EXTERNAL)),
+    output:
+        table=f"{ROOT}/summary/interventions.csv",
+        summary=f"{ROOT}/summary/interventions.json",
+    log:
+        f"{ROOT}/logs/interventions_summary.log",
+    benchmark:
+        f"{ROOT}/benchmarks/interventions_summary.tsv"
+    conda:
+        "../envs/leukoreport.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        uncertainty=uncertainty_params(),
+    script:
+        "../scripts/interventions_summary.py"

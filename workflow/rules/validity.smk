@@ -1,32 +1,7 @@
 # External validity (config key `validity`): baselines live in metrics.json; these rules add image-statistic
-# shift, a domain classifier and nearest-neighbour OOD scores on the embeddings, a label audit of the seed
-# ensemble, and Grad-CAM galleries.
+# shift and a domain classifier and nearest-neighbour OOD scores on the embeddings. Grad-CAM and the training
+# sample's embeddings are written by the evaluate jobs (evaluate.smk), the label audit by the ensemble jobs.
 import re
-
-
-rule embed_train:
-    input:
-        model=f"{RUN}/model.pkl",
-        split="results/splits/{split}/split.csv",
-    output:
-        f"{RUN}/train_embeddings.npz",
-    log:
-        f"{ROOT}/logs/embed_train_split{{split}}_seed{{seed}}.log",
-    benchmark:
-        f"{ROOT}/benchmarks/embed_train_split{{split}}_seed{{seed}}.tsv"
-    conda:
-        "../envs/leukoreport.yaml"
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    params:
-        batch_size=config["eval_batch_size"],
-        device=config["device"],
-        limit=VALIDITY["train_sample"],
-        seed=lambda wc: int(wc.seed),
-    script:
-        "../scripts/embed_train.py"
 
 
 rule image_stats_split:
@@ -144,58 +119,6 @@ rule plot_shift:
         + run_label(int(wc.split), int(wc.seed), len(SPLITS)),
     script:
         "../scripts/plot_shift.py"
-
-
-rule label_audit:
-    input:
-        predictions=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/predictions.csv",
-        metrics=f"{ROOT}/splits/{{split}}/ensemble/{{dataset}}/metrics.json",
-    output:
-        table=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_issues.csv",
-        summary=f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_audit.json",
-        gallery=directory(f"{ROOT}/splits/{{split}}/validity/{{dataset}}/label_issues"),
-    log:
-        f"{ROOT}/logs/label_audit_split{{split}}_{{dataset}}.log",
-    benchmark:
-        f"{ROOT}/benchmarks/label_audit_split{{split}}_{{dataset}}.tsv"
-    conda:
-        "../envs/leukoreport.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        filter_by=VALIDITY["label_audit"]["filter_by"],
-        gallery=VALIDITY["label_audit"]["gallery"],
-        seeds=SEEDS,
-    script:
-        "../scripts/label_audit.py"
-
-
-rule gradcam:
-    input:
-        model=f"{RUN}/model.pkl",
-        predictions=f"{RUN}/{{dataset}}/predictions.csv",
-    output:
-        table=f"{RUN}/{{dataset}}/saliency.csv",
-        figure=f"{RUN}/{{dataset}}/saliency.png",
-    log:
-        f"{ROOT}/logs/gradcam_split{{split}}_seed{{seed}}_{{dataset}}.log",
-    benchmark:
-        f"{ROOT}/benchmarks/gradcam_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
-    conda:
-        "../envs/leukoreport.yaml"
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=20,
-    params:
-        images=VALIDITY["gradcam"]["images"],
-        name=lambda wc: wc.dataset,
-        top_losses=config["top_losses"],
-        device=config["device"],
-    script:
-        "../scripts/gradcam.py"
 
 
 rule validity_summary:

@@ -1,19 +1,25 @@
 """Predict one dataset with one seed's model (one forward pass: predictions and features; optional seeded TTA
-for the predictions) and score it; model.pkl is first checked against the SHA-256 its train.json records."""
+for the predictions) and score it; model.pkl is first checked against the SHA-256 its train.json records.
+With the model loaded, the same job draws the Grad-CAM gallery and, for the test split, embeds the training sample
+(formerly rules gradcam and embed_train); their seconds go to timing.json (scripts/validity_cost.py)."""
 
 import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv, write_json
+from leukoreport.base.job_timing import JobTiming
 from leukoreport.base.step_log import step_log
 from leukoreport.config.settings import Uncertainty
-from leukoreport.data.embeddings import save_embeddings
+from leukoreport.data.colour_normalisation import read_reference
+from leukoreport.data.embeddings import save_embeddings, train_sample
 from leukoreport.inference.evaluate import predict_with_features
+from leukoreport.inference.interventions import EvaluationOptions, apply_evaluation_options
 from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.stats.baselines import add_baselines
 from leukoreport.stats.metrics import compute_metrics
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:
+    dataset, out = snakemake.params.dataset, snakemake.output
     images = pd.read_csv(snakemake.input.images)
     if "split" in images.columns:
         images = images[images["split"] == "test"]
@@ -23,16 +29,45 @@ with step_log(snakemake.log[0]) as log:
               f"{snakemake.input.model} not checked")
     learn = load_model_file(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
     tta, seed = bool(snakemake.params.tta), int(snakemake.wildcards.seed)  # TTA seeded with the training seed
-    predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads,
-                                                    tta, seed, log.progress)
+    options = EvaluationOptions.from_config(snakemake.params.evaluation)  # the variant's `evaluation` key
+    if options.adabn or options.transforms_images:
+        reference = read_reference(snakemake.input.reference) if snakemake.input.reference else None
+        outcome = apply_evaluation_options(learn, images, options, reference, snakemake.params.batch_size,
+                                           snakemake.threads, tta, seed, log.progress)
+        predictions, embeddings = outcome.predictions, outcome.embeddings
+        print(f"{dataset}: evaluated with the variant's evaluation options (AdaBN: {options.adabn}, stain "
+              f"normalisation: {options.stain_normalisation}; {outcome.seconds:.1f} s)")
+    else:
+        predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size,
+                                                        snakemake.threads, tta, seed, log.progress)
     classes = [str(c) for c in learn.dls.vocab]
     uncertainty = Uncertainty.from_config(snakemake.params.uncertainty)
-    metrics = compute_metrics(predictions, classes, snakemake.wildcards.dataset, int(snakemake.wildcards.seed),
-                              uncertainty, int(snakemake.wildcards.split))
+    metrics = compute_metrics(predictions, classes, dataset, seed, uncertainty, int(snakemake.wildcards.split))
     add_baselines(metrics, predictions, split.loc[split["split"] == "train", "label"], uncertainty)
     metrics["tta"] = tta
-    write_csv(predictions, snakemake.output.predictions)
-    save_embeddings(embeddings, snakemake.output.embeddings)
-    write_json(metrics, snakemake.output.metrics)
-    print(f"{snakemake.wildcards.dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images "
+    metrics["evaluation"] = {"adabn": options.adabn, "stain_normalisation": options.stain_normalisation}
+    write_csv(predictions, out.predictions)
+    save_embeddings(embeddings, out.embeddings)
+    write_json(metrics, out.metrics)
+    print(f"{dataset}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images "
           f"(always '{metrics['baselines']['majority_class']}': {metrics['baselines']['majority_accuracy']:.4f})")
+    timing = JobTiming("evaluate")
+    if getattr(out, "saliency_table", None):
+        with timing.measure("gradcam"):
+            from leukoreport.inference.saliency import gradcam_table
+            from leukoreport.report.figures.saliency import plot_saliency_gallery
+
+            gradcam = snakemake.params.gradcam
+            rows, maps = gradcam_table(learn, out.predictions, gradcam["images"], gradcam["top_losses"])
+            write_csv(rows, out.saliency_table)
+            plot_saliency_gallery(rows, maps, out.saliency_figure, ".",
+                                  f"Grad-CAM on the last convolutional block: {dataset}")
+            print(f"{dataset}: Grad-CAM of {len(rows)} images")
+    if getattr(out, "train_embeddings", None):
+        with timing.measure("embed_train"):
+            rows = train_sample(split, snakemake.params.train_sample, seed)
+            _, train = predict_with_features(learn, rows, snakemake.params.batch_size, snakemake.threads,
+                                             progress=log.progress)
+            save_embeddings(train, out.train_embeddings)
+            print(f"embedded {len(rows)} training images ({train.features.shape[1]} features)")
+    timing.write(out.timing)

@@ -11,7 +11,7 @@ from leukoreport.report.read_results import gallery_meta, read_report_json, show
 from leukoreport.report.sections.run_datasets import anchor, confusion_table, dataset_title, estimate_cells
 from leukoreport.stats.run_tables import RunKey
 
-__all__ = ["by_dataset_section", "ensemble_label"]
+__all__ = ["attach_diagnostics", "by_dataset_section", "ensemble_label"]
 
 _KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "ece", "brier", "log_loss")
 
@@ -72,3 +72,20 @@ def by_dataset_section(results_dir: str | Path, keys: list[RunKey], seeds: list[
                  "seconds": s["seconds"]} for s in seeds]
     seconds_mean = mean_sd([s["_seconds"] for s in seeds], "seconds") if len(seeds) >= 2 else None
     return {"datasets": out, "training": training, "seconds_mean": seconds_mean}
+
+
+def attach_diagnostics(by_dataset: dict, robustness: dict, external: list[dict], validity: dict) -> None:
+    """Give each dataset's subsection its runs' rows of the other sections' view models (the same formatted values):
+    the gap to the test split (External sets), the baseline, domain AUC and OOD columns (External validity) and the
+    seed ensemble and agreement sentence of each split seed (Seed robustness)."""
+    gaps = {(e["name"], r["label"]): r["gap"] for e in external for r in e["rows"]}
+    spread = {d["name"]: d for d in robustness["datasets"]}
+    shift = {d["name"]: d for d in validity["datasets"]}
+    for t in by_dataset["datasets"]:
+        v = shift.get(t["name"])
+        t["diagnostics"] = [] if v is None else [
+            {"label": r["label"], "gap": gaps.get((t["name"], r["label"])), "gain": r["gain"], "below": r["below"],
+             "auc": r["auc"], "median_percentile": r["median_percentile"], "beyond": r["beyond"],
+             "at_80": r["at_80"]} for r in v["rows"]]
+        t["has_gap"] = any(r["gap"] is not None for r in t["diagnostics"])
+        t["agreement"] = spread[t["name"]]["splits"] if t["name"] in spread else []

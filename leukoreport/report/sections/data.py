@@ -41,7 +41,11 @@ def data_section(results_dir: Path, split_seed: int, datasets: list[str], classe
                          "total": int(len(ext)), "origin": _origin(declared),
                          "relation": provenance.relation(name),
                          "mapped": mapped})
+    columns = list(dict.fromkeys(r["label"] for e in external for r in e["rows"]))  # the classes of every set
+    for e in external:
+        counts = {r["label"]: r["count"] for r in e["rows"]}
+        e["cells"] = [counts.get(c, 0) for c in columns]
     train = provenance.training
     citation = _origin(train) or "not given in the config (data_provenance)"
     return {"citation": citation, "split_seed": split_seed, "split_rows": split_rows, "n_images": int(len(split)),
-            "external": external}
+            "external": external, "external_columns": columns}

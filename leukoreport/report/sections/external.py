@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from leukoreport.report.number_format import estimate, gap_estimate
-from leukoreport.report.sections.validity import summary_external
+from leukoreport.report.number_format import estimate, gap_estimate, pct1
+from leukoreport.report.sections.validity import points_span, run_span, summary_external
 from leukoreport.stats.run_tables import run_label
 
-__all__ = ["external_section"]
+__all__ = ["external_overview", "external_section"]
 
 
 def external_section(gaps: pd.DataFrame, data: dict, validity: pd.DataFrame | None = None) -> list[dict]:
@@ -31,4 +31,18 @@ def external_section(gaps: pd.DataFrame, data: dict, validity: pd.DataFrame | No
                       "validity": extra.get((int(r["split_seed"]), int(r["seed"]), str(e["name"])))}
                      for _, r in rows.iterrows()],
         })
+    return out
+
+
+def external_overview(gaps: pd.DataFrame, sets: list[dict]) -> list[dict]:
+    """The PDF's table over external sets (`sets`: external_section's entries), a row per set from external.csv:
+    ranges over runs of its accuracy, the test accuracy and the gap, and the runs whose gap interval excludes 0."""
+    out = []
+    for e in sets:
+        rows = gaps[gaps["dataset"] == e["name"]]
+        out.append({"name": e["name"], "total": e["total"], "classes_text": e["classes_text"], "n_runs": len(rows),
+                    "accuracy": run_span(rows["accuracy"], pct1),
+                    "test_accuracy": run_span(rows["test_accuracy"], pct1),
+                    "gap": points_span(rows["gap"]), "below": int((rows["gap_high"] < 0).sum()),
+                    "above": int((rows["gap_low"] > 0).sum())})
     return out

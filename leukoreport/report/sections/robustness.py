@@ -30,7 +30,9 @@ def _spread_rows(spreads: dict) -> list[dict]:
 
 
 def robustness_section(results_dir: Path, keys: list[RunKey], datasets: list[str]) -> dict:
-    """Spread across seeds, seed ensemble, per-image agreement and variance components, from results/summary."""
+    """Spread across seeds, seed ensemble, per-image agreement and variance components, from results/summary;
+    ``overview`` is the PDF's table over datasets: a row per dataset and split seed with its accuracy row (the first
+    metric row), seed ensemble and agreement counts (the same values as the per-dataset detail)."""
     folder = results_dir / "summary"
     rpath = folder / "robustness.json"
     rob = read_report_json(rpath)
@@ -80,5 +82,10 @@ def robustness_section(results_dir: Path, keys: list[RunKey], datasets: list[str
                  "sd_init": f"{100 * v['sd_initialisation']:.2f}",
                  "share_split": DASH if v.get("share_split") is None else pct(v["share_split"], 0)}
                 for d, metrics in rob["variance_components"].items() for m, v in metrics.items()]
+    overview = [{"dataset": d["name"], "split_seed": sp["split_seed"], "n_runs": d["n_runs"],
+                 "accuracy": next(r for r in d["rows"] if r["metric"] == long_label("accuracy")),
+                 "ensemble": sp["ensemble"], "images": sp["images"], "mean_rate": sp["mean_rate"],
+                 "max_rate": sp["max_rate"]} for d in out for sp in d["splits"]]
     return {"level": f"{100 * float(rob['confidence_level']):g}%", "datasets": out, "variance": variance,
+            "overview": overview,
             "several_splits": len({k.split_seed for k in keys}) > 1}

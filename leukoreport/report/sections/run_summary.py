@@ -64,8 +64,9 @@ def benchmarks_section(results_dir: Path) -> dict:
             "total_hms": hms(total) if rows else DASH}
 
 
-def weights_section(results_dir: Path) -> dict:
-    wpath = results_dir / "weights" / "resnet18.json"
+def weights_section(results_dir: Path, arch: str = "resnet18") -> dict:
+    """The weights job's record for the report's architecture (results/weights/ARCH.json)."""
+    wpath = results_dir / "weights" / f"{arch}.json"
     w = read_report_json(wpath)
     return {"init": require_key(w, "init", wpath), "pretrained": yes_no(w.get("pretrained")),
             "path": w.get("path") or DASH, "sha256": w.get("sha256") or DASH}

@@ -16,10 +16,12 @@ from leukoreport.report.read_results import shown_path
 from leukoreport.stats.run_tables import RunKey, run_folder
 from leukoreport.stats.validity import COVERAGES, VALIDITY_COLUMNS
 
-__all__ = ["LABEL_ROWS", "SHIFT_ROWS", "STAT_NAMES", "baseline_cells", "gain_text", "read_validity",
-           "summary_external", "validity_by_set", "validity_section"]
+__all__ = ["KS_SMALL", "LABEL_ROWS", "SHIFT_ROWS", "STAT_NAMES", "baseline_cells", "gain_text", "points_span",
+           "read_validity", "run_span", "summary_external", "validity_by_set", "validity_overview",
+           "validity_section"]
 
 SHIFT_ROWS = 6  # image statistics shown per set (all are in image_shift.csv)
+KS_SMALL = 0.001  # the overview counts a set's image statistics whose KS p-value is below this
 LABEL_ROWS = REPORT_LIMITS["label_rows"]  # suspected label errors listed per set (all in label_issues.csv)
 STAT_NAMES = {"mean_r": "mean red", "mean_g": "mean green", "mean_b": "mean blue", "sd_r": "SD red",
               "sd_g": "SD green", "sd_b": "SD blue", "brightness": "brightness", "contrast": "contrast",
@@ -72,9 +74,11 @@ def _image_shift(results_dir: Path, split: int, name: str, uri) -> dict | None:
     rows = [{"statistic": STAT_NAMES.get(r["statistic"], r["statistic"]),
              "train": f"{r['train_mean']:.4g} ({r['train_sd']:.3g})", "set": f"{r['set_mean']:.4g} ({r['set_sd']:.3g})",
              "wasserstein_sd": num(r["wasserstein_sd"], 2), "ks": num(r["ks"], 2),
+             "separability": num(r.get("separability"), 2), "std_difference": num(r.get("std_difference"), 2),
              "ks_p": "< 0.001" if r["ks_p"] < 0.001 else num(r["ks_p"], 3)}
             for _, r in table.head(SHIFT_ROWS).iterrows()]
-    return {"split_seed": split, "rows": rows, "n_statistics": len(table), "figure": uri(folder / "image_shift.png")}
+    return {"split_seed": split, "rows": rows, "n_statistics": len(table), "figure": uri(folder / "image_shift.png"),
+            "n_ks_small": int((table["ks_p"] < KS_SMALL).sum())}
 
 
 def _label_audit(results_dir: Path, split: int, name: str, uri, limit: int = LABEL_ROWS) -> dict | None:
@@ -179,9 +183,57 @@ def validity_section(results_dir: str | Path, keys: list[RunKey], datasets: list
             "level": f"{100 * float(table['confidence_level'].iloc[0]):g}%" if len(table) else "95%"}
 
 
-def _span(values: pd.Series, fmt) -> str:
-    lo, hi = float(values.min()), float(values.max())
-    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo).rstrip('%')}–{fmt(hi)}"
+def run_span(values, fmt) -> str:
+    """The range over runs as printed: 'low–high', or one value when every run prints the same; '—' when none."""
+    vals = [float(v) for v in values if not is_missing(v)]
+    if not vals:
+        return DASH
+    low, high = fmt(min(vals)), fmt(max(vals))
+    return low if low == high else f"{low.rstrip('%')}–{high}"
+
+
+def points_span(values) -> str:
+    """Signed differences over runs in percentage points: '+0.9 pp' or '−1.2 to +0.9 pp'; '—' when none."""
+    vals = [float(v) for v in values if not is_missing(v)]
+    if not vals:
+        return DASH
+    low, high = (f"{100 * x:+.1f}".replace("-", "\u2212") for x in (min(vals), max(vals)))
+    return f"{low} pp" if low == high else f"{low} to {high} pp"
+
+
+def validity_overview(table: pd.DataFrame, section: dict, keys: list[RunKey]) -> dict:
+    """The PDF's tables over sets, a row per dataset of `section` (validity_section): ranges over runs of the
+    validity.csv columns, runs whose gain interval lies above or below 0 and whose domain AUC interval lies above 0.5,
+    and the set's largest image-statistic shift and label-audit count from the section's own view model."""
+    baselines, shift, images = [], [], []
+    runs = table[[(int(a), int(b)) in {(k.split_seed, k.seed) for k in keys}
+                  for a, b in zip(table["split_seed"], table["seed"])]]
+    for d in section["datasets"]:
+        rows = runs[runs["dataset"] == d["name"]]
+        n = len(rows)
+        majority = run_span(rows["majority_accuracy"], pct1)
+        classes = ", ".join(dict.fromkeys(str(c) for c in rows["majority_class"].dropna()))
+        baselines.append({"dataset": d["name"], "n": run_span(rows["n"], lambda x: f"{x:.0f}"),
+                          "accuracy": run_span(rows["accuracy"], pct1),
+                          "majority": f"{majority} ({classes})" if classes else DASH,
+                          "prior": run_span(rows["prior_accuracy"], pct1), "gain": points_span(rows["gain"]),
+                          "above": int((rows["gain_low"] > 0).sum()), "below": int((rows["gain_high"] < 0).sum()),
+                          "n_runs": n})
+        at = {f"at_{int(100 * c)}": run_span(rows[f"accuracy_at_{int(100 * c)}"], pct1) for c in COVERAGES}
+        shift.append({"dataset": d["name"], "auc": run_span(rows["domain_auc"], lambda x: f"{x:.3f}"),
+                      "apart": int((rows["domain_auc_low"] > 0.5).sum()), "n_runs": n,
+                      "median_percentile": run_span(rows["median_percentile"], lambda x: f"{x:.0f}"),
+                      "beyond": run_span(rows["share_beyond_test"], pct1), **at})
+        for s in d["image_shift"]:
+            audit = next((a for a in d["label_audit"] if a["split_seed"] == s["split_seed"]), None)
+            top = s["rows"][0] if s["rows"] else None
+            images.append({"dataset": d["name"], "split_seed": s["split_seed"],
+                           "largest": DASH if top is None else f"{top['statistic']} ({top['separability']})",
+                           "n_ks_small": s["n_ks_small"], "n_statistics": s["n_statistics"],
+                           "labels": DASH if audit is None else "not informative" if not audit["informative"]
+                           else f"{audit['n_suspected']} of {audit['n']} ({audit['share']})"})
+    return {"baselines": baselines, "shift": shift, "images": images, "ks_small": f"{KS_SMALL:g}",
+            "several_splits": len({r["split_seed"] for r in images}) > 1}
 
 
 def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
@@ -191,13 +243,13 @@ def validity_by_set(table: pd.DataFrame) -> dict[str, str]:
         runs = f" in each of {len(rows)} runs" if len(rows) > 1 else ""
         if rows["domain_auc"].notna().all():
             text = (f"AUC {_auc(rows.iloc[0])}" if len(rows) == 1 else
-                    f"AUC {_span(rows['domain_auc'], lambda x: f'{x:.3f}')} over {len(rows)} runs")
+                    f"AUC {run_span(rows['domain_auc'], lambda x: f'{x:.3f}')} over {len(rows)} runs")
             subject = (f"Set '{name}' is told apart from the training images with {text}"
                        if (rows["domain_auc_low"] > 0.5).all()
                        else f"Set '{name}' is not clearly told apart from the training images ({text})")
         else:
             subject = f"Set '{name}' (too few images for the domain classifier)"
-        acc = _span(rows["accuracy"], pct1) if len(rows) > 1 else str(
+        acc = run_span(rows["accuracy"], pct1) if len(rows) > 1 else str(
             estimate(rows["accuracy"].iloc[0], rows["accuracy_low"].iloc[0], rows["accuracy_high"].iloc[0]))
         maj = rows["majority_accuracy"].iloc[0]
         if is_missing(maj):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leukoreport.base import metric_catalogue
+from leukoreport.base.atomic_io import read_json
 from leukoreport.config.variants import variant_root
 from leukoreport.report.build import build_context, summary_context
 from leukoreport.report.limits import report_limits
@@ -17,9 +18,9 @@ from leukoreport.report.sections.run_summary import config_yaml
 from leukoreport.report.sections.runs import seed_sections
 from leukoreport.report.verdict_style import verdict_style
 from leukoreport.stats.paired import p_value
-from leukoreport.stats.run_tables import run_keys
+from leukoreport.stats.run_tables import run_folder, run_keys
 
-__all__ = ["overrides_text", "summary_table", "variants_report_context", "variants_section",
+__all__ = ["init_note", "overrides_text", "summary_table", "variants_report_context", "variants_section",
            "variants_summary_context", "verdict_text"]
 
 
@@ -35,6 +36,15 @@ def _flatten(overrides: dict, prefix: str = "") -> list[str]:
 def overrides_text(overrides: dict | None) -> str:
     """A variant's overrides as one line; 'the base recipe' when it changes nothing."""
     return "; ".join(_flatten(overrides or {})) or "the base recipe (no override)"
+
+
+def init_note(root: Path, keys: list) -> str:
+    """'; initialisation: random (...)' when a variant's runs (train.json `init`) did not start from ImageNet
+    weights, e.g. GroupNorm, for which torchvision has none; '' when they did."""
+    inits = {read_json(run_folder(root, k) / "train.json").get("init", "") for k in keys
+             if (run_folder(root, k) / "train.json").is_file()}
+    other = sorted(i for i in inits if not str(i).startswith("ImageNet"))
+    return f"; initialisation: {', '.join(other)}" if other else ""
 
 
 def _index(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
@@ -154,6 +164,8 @@ def variants_report_context(shared_dir: str | Path, config: dict, variants: dict
     lead = context["lead"]
     context["shift"] = lead + 1
     context["variants"] = variants_section(result, dict(config.get("variants") or {}), figures_dir)
+    for row in context["variants"]["variants"]:  # the report says when a variant had to start from random weights
+        row["overrides"] += init_note(variant_root(row["name"], shared), run_keys(splits, seeds))
     context["notes"] = [f"Sections {3 + lead}–{9 + lead} show the reference variant “{reference}” "
                         f"(results/variants/{reference}/); section {2 + lead} compares every variant with it, and "
                         f"the sections from {10 + lead} on show each variant's runs: every variant's in report.html, "

@@ -86,3 +86,4 @@ def test_pair_gallery_and_shift_figures_draw_names_literally(fake, drawn, tmp_pa
     assert any(EXTERNAL in t for t in texts) and any(PREFIX[:6] in t for t in texts)
     assert [t for t, literal in drawn if literal] == []
     assert all(Path(p).stat().st_size > 0 for p in (tmp_path / "pairs").glob("*.png"))
+

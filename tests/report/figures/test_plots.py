@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.text
 import pandas as pd
 import pytest
 from PIL import Image
@@ -197,6 +198,21 @@ def test_plot_reliability(tmp_path: Path):
     plot_reliability(reliability_metrics([0] * 5 + [1, 3, 0, 4, 9, 12, 20, 45, 90, 400]), out)
     width, height = assert_png(out)
     assert width > 800 and height > 600
+
+
+def test_plot_reliability_log_ticks_are_plain_numbers(tmp_path: Path, monkeypatch):
+    """The log-scale count axis reads 1, 10, 100 (mathtext is off, so no literal '$\\mathdefault{10^{0}}$')."""
+    seen: list[str] = []
+    original = matplotlib.text.Text.draw
+
+    def spy(self, renderer):
+        seen.append(self.get_text())
+        return original(self, renderer)
+
+    monkeypatch.setattr(matplotlib.text.Text, "draw", spy)
+    plot_reliability(reliability_metrics([0] * 5 + [1, 3, 0, 4, 9, 12, 20, 45, 90, 400]), tmp_path / "r.png")
+    assert not [t for t in seen if "mathdefault" in t or "^{" in t]
+    assert {"1", "10", "100"} <= set(seen)
 
 
 def test_plot_reliability_one_bin(tmp_path: Path):
