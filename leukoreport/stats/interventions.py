@@ -178,7 +178,8 @@ def sign_flip_p(d, n_flips: int = RANDOM_SIGN_FLIPS, seed: int = 0) -> float:
 def verdict(row: dict, settings: Settings) -> tuple[str, str]:
     """(verdict, reason) of one row by VERDICT_RULE."""
     if not row["applicable"]:
-        return NOT_INFORMATIVE, f"not applicable: {row['note']}" if row["note"] else "not applicable"
+        note = str(row["note"] or "").removeprefix("not applicable: ")  # the interventions job's notes may say so
+        return NOT_INFORMATIVE, f"not applicable: {note}" if note else "not applicable"
     if row["n_images"] < settings.min_images:
         return NOT_INFORMATIVE, f"{row['n_images']} images, fewer than {settings.min_images}"
     low, high = row["accuracy_change_low"], row["accuracy_change_high"]

@@ -223,3 +223,12 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
     with pytest.raises(LeukoError, match="not a run's"):
         path_key("results/summary/interventions.csv")
     assert path_key("results/variants/v/splits/42/seeds/3/my set/interventions.json") == (42, 3, "my set")
+
+
+@pytest.mark.parametrize("note", ["the model has no BatchNorm layer",
+                                  "not applicable: the model has no BatchNorm layer"])
+def test_reason_says_not_applicable_once(note):
+    """The interventions job's note may already start with 'not applicable: ' (inference.interventions)."""
+    row = {"p_holm": None, "accuracy_change_low": 0.0, "accuracy_change_high": 0.0, "n_images": 100,
+           "applicable": False, "note": note}
+    assert verdict(row, Settings()) == (NOT_INFORMATIVE, "not applicable: the model has no BatchNorm layer")
