@@ -263,7 +263,8 @@ def evaluate_job(model, tiny_split, tmp_path_factory) -> SimpleNamespace:
                               reference=[]),
         output=output, log=[str(root / "evaluate.log")], threads=0, wildcards=SimpleNamespace(split="42", seed="3"),
         params=SimpleNamespace(dataset="test", batch_size=4, device="cpu", uncertainty=UNCERTAINTY, tta=False,
-                               evaluation={"adabn": False, "stain_normalisation": "none"}, gradcam={"images": 5, "top_losses": 3}, train_sample=7))
+                               evaluation={"adabn": False, "stain_normalisation": "none"},
+                               gradcam={"images": 5, "top_losses": 3}, train_sample=7))
     (root / "out").mkdir()
     runpy.run_path(str(EVALUATE), init_globals={"snakemake": job})
     return job
