@@ -5,9 +5,9 @@ wall and CPU seconds and jobs per rule and the ratio of the diagnostics' time to
 the same run (both summed over jobs, as on 1 core; the wall ratio is the one to quote, the CPU ratio shows how much
 of it a loaded machine's waiting explains); with two folders (before, after) also the ratio of the wall ratios.
 Benchmark files of other rules (training, data, leakage audits including leakage_external, claims) are not counted.
-Diagnostics run inside another rule's job (Grad-CAM and the training embeddings in evaluate, the label audit in
-ensemble) are timed by that job into a timing.json next to its outputs; their seconds are moved from that rule to the
-diagnostic's (both sums are printed).
+Diagnostics run inside another rule's job (Grad-CAM, the training embeddings and the shift diagnostics in evaluate, the
+label audit in ensemble) are timed by that job into a timing.json next to its outputs; their seconds are moved from that
+rule to the diagnostic's (both sums are printed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pandas as pd
 from leukoreport.base.job_timing import read_timing
 
 # image_stats also covers the per-split job (image_stats_split{split}.tsv); image_shift, the rule that computed the
-# shift tables in separate jobs before image_stats did, is kept so that older results folders are measured alike.
+# shift tables in separate jobs before image_stats did, and shift, embed_train, gradcam and label_audit, rules before
+# their work moved into other jobs, are kept so that older results folders are measured alike.
 DIAGNOSTICS = ("embed_train", "image_stats", "image_shift", "shift", "plot_shift", "label_audit", "gradcam",
                "validity_summary")
 # render_html renders both HTML documents; report_html and summary_html are its older names.

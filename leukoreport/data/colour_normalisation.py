@@ -16,12 +16,14 @@ from skimage.color import lab2rgb, rgb2lab
 from leukoreport.base.errors import LeukoError
 from leukoreport.data.scale_matching import cell_share
 
-__all__ = ["MACENKO_PIXELS", "STAIN_METHODS", "MacenkoReference", "NormalisationReference", "ReinhardReference",
-           "fit_macenko", "fit_reference", "fit_reinhard", "lab_statistics", "macenko", "normalise",
-           "read_image", "read_reference", "reinhard", "to_uint8"]
+__all__ = ["BACKGROUND_SHARE", "MACENKO_IO", "MACENKO_PIXELS", "STAIN_METHODS", "MacenkoReference",
+           "NormalisationReference", "ReinhardReference", "background", "fit_macenko", "fit_reference", "fit_reinhard",
+           "lab_statistics", "macenko", "normalise", "read_image", "read_reference", "reinhard", "to_uint8"]
 
 STAIN_METHODS = ("reinhard", "macenko")
 MACENKO_PIXELS = 4096  # pixels drawn per training image for the Macenko reference (seeded)
+MACENKO_IO = 240.0  # torchstain's transmitted-light intensity: each image is first scaled so its background is this
+BACKGROUND_SHARE = 0.10  # the brightest share of an image's pixels (by luma) taken as its background
 _EPS = 1e-6
 
 
@@ -56,10 +58,12 @@ class ReinhardReference:
 
 @dataclass(frozen=True)
 class MacenkoReference:
-    """Target stain matrix (RGB optical density x [haematoxylin, eosin]) and 99th-percentile concentrations."""
+    """Target stain matrix (RGB optical density x [haematoxylin, eosin]), 99th-percentile concentrations and
+    background colour (median over the training images of ``background``)."""
 
     stain_matrix: tuple[tuple[float, float], ...]
     max_concentrations: tuple[float, float]
+    background: tuple[float, float, float]
 
 
 def reinhard(rgb: np.ndarray, ref: ReinhardReference, source: ReinhardReference | None = None) -> np.ndarray:
@@ -85,15 +89,33 @@ def _macenko_normaliser(ref: MacenkoReference | None = None):
     return norm
 
 
+def background(rgb: np.ndarray) -> np.ndarray:
+    """The image's background colour: per channel, the median of its brightest ``BACKGROUND_SHARE`` of pixels by
+    luma (at least 1), the transmitted light that Macenko's optical densities are relative to."""
+    flat = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    luma = flat @ np.array([0.299, 0.587, 0.114])
+    bright = flat[luma >= np.quantile(luma, 1.0 - BACKGROUND_SHARE)]
+    return np.maximum(np.median(bright, axis=0), 1.0)
+
+
+def _to_white(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` scaled per channel so that its background becomes MACENKO_IO grey (torchstain's scalar Io)."""
+    return np.asarray(rgb, dtype=np.float64) * (MACENKO_IO / background(rgb))
+
+
 def macenko(rgb: np.ndarray, ref: MacenkoReference) -> np.ndarray | None:
-    """Macenko et al. (2009) through torchstain: the image's stains re-expressed with the reference stain matrix
-    and concentrations; None when its stains cannot be estimated (too few stained pixels)."""
+    """Macenko et al. (2009) through torchstain, with each image's own background as its light intensity: the
+    image's stains re-expressed with the reference stain matrix and concentrations on the training background
+    colour; None when its stains cannot be estimated (too few stained pixels). torchstain assumes one grey Io for
+    every channel: an image is scaled per channel to that grey first and the result scaled to the reference's
+    background after (otherwise a tinted background, as in the embedded images, turns grey)."""
     try:
         with np.errstate(all="ignore"):
-            out, _, _ = _macenko_normaliser(ref).normalize(I=np.asarray(rgb, dtype=np.uint8), stains=False)
+            out, _, _ = _macenko_normaliser(ref).normalize(I=_to_white(rgb), Io=MACENKO_IO, stains=False)
     except (np.linalg.LinAlgError, ValueError, IndexError):
         return None
-    return out if np.isfinite(out).all() else None
+    out = out.astype(np.float64) * (np.asarray(ref.background) / MACENKO_IO)
+    return np.clip(out, 0.0, 255.0).round().astype(np.uint8) if np.isfinite(out).all() else None
 
 
 def normalise(rgb: np.ndarray, method: str, reference: NormalisationReference,
@@ -118,19 +140,22 @@ def fit_reinhard(images: Iterable[np.ndarray]) -> ReinhardReference:
 
 
 def fit_macenko(images: Sequence[np.ndarray], seed: int = 0, pixels: int = MACENKO_PIXELS) -> MacenkoReference:
-    """torchstain's Macenko fit on ``pixels`` pixels drawn from every training image (seeded), pooled."""
+    """torchstain's Macenko fit on ``pixels`` pixels drawn from every training image (seeded) after scaling it to a
+    grey background (as ``macenko`` does), pooled; the reference background is the median of the images'."""
     rng = np.random.default_rng(seed)
-    pooled = []
+    pooled, backgrounds = [], []
     for rgb in images:
-        flat = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+        backgrounds.append(background(rgb))
+        flat = _to_white(rgb).reshape(-1, 3)
         pooled.append(flat[rng.choice(len(flat), size=min(pixels, len(flat)), replace=False)])
     norm = _macenko_normaliser()
     with np.errstate(all="ignore"):
-        norm.fit(np.concatenate(pooled)[:, None, :])
+        norm.fit(np.concatenate(pooled)[:, None, :], Io=MACENKO_IO)
     he, max_c = np.asarray(norm.HERef, dtype=np.float64), np.asarray(norm.maxCRef, dtype=np.float64)
     if not (np.isfinite(he).all() and np.isfinite(max_c).all()):
         raise LeukoError("Macenko reference: the stain matrix of the training images is not finite")
-    return MacenkoReference(tuple(tuple(float(v) for v in row) for row in he), tuple(float(v) for v in max_c))
+    return MacenkoReference(tuple(tuple(float(v) for v in row) for row in he), tuple(float(v) for v in max_c),
+                            tuple(float(v) for v in np.median(backgrounds, axis=0)))
 
 
 @dataclass(frozen=True)
@@ -151,7 +176,9 @@ class NormalisationReference:
             "reinhard": "mean over the training images of each image's CIE LAB channel means and population SDs "
                         "(a set is mapped from its own statistics, computed alike)",
             "macenko": f"torchstain {_torchstain_version()} NumpyMacenkoNormalizer.fit on {MACENKO_PIXELS} seeded "
-                       "pixels per training image, pooled (Io=240, alpha=1, beta=0.15)",
+                       "pixels per training image, pooled (alpha=1, beta=0.15); every image first scaled per channel "
+                       f"so that its background (median of its brightest {BACKGROUND_SHARE:.0%} of pixels by luma) "
+                       f"is {MACENKO_IO:.0f} grey (torchstain's Io), results scaled to the training background",
             "cell_share": "median over the training images of the share of pixels whose haematoxylin density "
                           "(skimage rgb2hed) exceeds the image's Otsu threshold",
         }
@@ -189,11 +216,13 @@ def read_reference(path: str | Path) -> NormalisationReference:
         rh = ReinhardReference(tuple(map(float, data["reinhard"]["mean"])), tuple(map(float, data["reinhard"]["sd"])))
         mac = data["macenko"]
         mac = None if mac is None else MacenkoReference(
-            tuple(tuple(map(float, row)) for row in mac["stain_matrix"]), tuple(map(float, mac["max_concentrations"])))
+            tuple(tuple(map(float, row)) for row in mac["stain_matrix"]), tuple(map(float, mac["max_concentrations"])),
+            tuple(map(float, mac["background"])))
         ref = NormalisationReference(rh, mac, float(data["cell_share"]), int(data["n_images"]), int(data["seed"]),
                                      str(data.get("macenko_note", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise LeukoError(f"{path.as_posix()}: key {exc} missing or malformed in the normalisation reference") from None
-    if len(rh.mean) != 3 or len(rh.sd) != 3 or (mac is not None and np.shape(mac.stain_matrix) != (3, 2)):
+    bad_macenko = mac is not None and (np.shape(mac.stain_matrix) != (3, 2) or len(mac.background) != 3)
+    if len(rh.mean) != 3 or len(rh.sd) != 3 or bad_macenko:
         raise LeukoError(f"{path.as_posix()}: key reinhard or macenko has the wrong shape")
     return ref

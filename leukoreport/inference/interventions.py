@@ -1,6 +1,6 @@
 """Interventions at evaluation, per run and set, without labels: colour normalisation (Reinhard, Macenko), scale
 matching, AdaBN and their combination; each set predicted through the same path as the evaluate job, with the
-domain AUC and OOD percentile of the intervened images' embeddings (as rule ``shift`` computes them)."""
+domain AUC and OOD percentile of the intervened images' embeddings (as the evaluate jobs compute them)."""
 
 from __future__ import annotations
 
@@ -171,7 +171,8 @@ def intervention_options(name: str, match: ScaleMatch, reference: NormalisationR
         if reference.macenko is None:
             return None, reference.macenko_note or "no Macenko reference"
         return (EvaluationOptions(stain_normalisation="macenko"),
-                "Macenko (torchstain, per image, Io=240): training stain matrix and concentrations")
+                "Macenko (torchstain, per image, light from its own background): training stain matrix, "
+                "concentrations and background")
     if name == "scale":
         return EvaluationOptions(scale_factor=match.factor), match.note
     if name == "adabn":
@@ -212,7 +213,7 @@ def check_plain(pred: pd.DataFrame, expected: pd.DataFrame, where: str, atol: fl
 
 def _shift_values(train: Embeddings, test: Embeddings, settings: ShiftSettings, name: str,
                   outcome: OptionOutcome) -> dict:
-    """Domain AUC (with interval) and median OOD percentile of the intervened images, as rule ``shift``."""
+    """Domain AUC (with interval) and median OOD percentile of the intervened images, as evaluate computes them."""
     _, summary, _ = run_shift(train, test, outcome.embeddings, outcome.predictions, name, settings)
     dom = summary.get("domain_classifier") or {}
     ood = summary.get("ood") or {}

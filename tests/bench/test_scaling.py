@@ -271,7 +271,7 @@ def test_scale_benchmark_end_to_end(tmp_path, monkeypatch):
         result = report["results"][str(n)]
         steps = result["steps"]
         for rule in ("split", "external", "leakage", "cache", "weights", "train", "evaluate", "evaluate_test",
-                     "plot_training", "plot_dataset", "image_stats", "ensemble", "shift",
+                     "plot_training", "plot_dataset", "image_stats", "ensemble", "plot_shift",
                      "report_html", "summary_html", "report_pdf"):
             assert rule in steps, rule
         assert steps["evaluate"]["jobs"] == steps["evaluate_test"]["jobs"] == 1  # monocytes, test

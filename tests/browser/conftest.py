@@ -58,4 +58,11 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return folder
 
 
-from tests.report.conftest import fake_config, fake_split_seed, make_fake_results  # noqa: E402, F401  (fixtures)
+from tests.report.conftest import (  # noqa: E402, F401  (fixtures)
+    fake_config,
+    fake_split_seed,
+    make_fake_results,
+    render_fake,
+    run_info,
+    templates,
+)

@@ -12,15 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leukoreport.report import build as report
-from leukoreport.report import render, run_facts
+from leukoreport.report import render
 from leukoreport.report.sections.explore import ExploreData
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (1, 2)
 DATASETS = ("test", "ext")
-RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"pandas": "2.3.3"},
-                             device="CPU", python="3.11.7")
 NUMBER = re.compile(r"^[<>≤≥]?\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)", re.I)
 
 # A page that uses every feature with known values: nested sections, run details kept in / left out of the PDF,
@@ -60,24 +56,22 @@ def _severe(browser) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def report_page(tmp_path_factory, make_fake_results, fake_config, fake_split_seed):
+def report_page(tmp_path_factory, make_fake_results, render_fake):
     """The full report of a fake run (2 seeds × test and one external set) written to report.html."""
     root = tmp_path_factory.mktemp("browser")
     results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
-    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS),
-                               list(DATASETS), RUN_INFO)
     path = results / "report" / "report.html"
-    render.write_html(render.render_html(ctx, TEMPLATES), path)
+    render.write_html(render_fake(results, SEEDS, DATASETS)[1], path)
     return path, results
 
 
 @pytest.fixture(scope="module")
-def synthetic_page(tmp_path_factory):
+def synthetic_page(tmp_path_factory, templates):
     """PAGE rendered with the real base.html.j2, style.css and explorer files."""
     folder = tmp_path_factory.mktemp("templates")
     for name in ("base.html.j2", "style.css", "partials/explore.js", "partials/explore.css"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TEMPLATES / name, folder / name)
+        shutil.copy(templates / name, folder / name)
     (folder / "page.html.j2").write_text(PAGE, encoding="utf-8")
     explore = {"data": ExploreData({"version": 1, "datasets": {}}, folder)}
     path = folder / "page.html"

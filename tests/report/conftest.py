@@ -15,12 +15,17 @@ from leukoreport.config.settings import ShiftSettings, Uncertainty
 from leukoreport.data.embeddings import Embeddings
 from leukoreport.data.image_stats import shift_table, statistics_table
 from leukoreport.data.leakage import summarize
+from leukoreport.report import build, render
+from leukoreport.report.run_facts import RunInfo
 from leukoreport.stats.baselines import add_baselines
 from leukoreport.stats.metrics import compute_metrics, read_predictions
 from leukoreport.stats.robustness import ensemble, robustness_files
 from leukoreport.stats.run_tables import external_gaps, metrics_table
 from leukoreport.stats.validity import image_shift_summary, label_audit_summary, run_shift, validity_table
 
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"  # the repository's templates folder
+RUN_INFO = RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"pandas": "2.3.3"}, device="CPU",
+                   python="3.11.7")
 UNCERTAINTY = Uncertainty.defaults(n_resamples=999)  # fast; the numbers only need to be consistent
 
 PER_CLASS = 10  # images per class in the training data: 7 train / 1-2 valid / 1-2 test
@@ -403,3 +408,31 @@ def fake_split_seed() -> int:
 def write_claims():
     """``write_claims(summary_dir, n_seeds=2, claims=True)``: the fake claims files of the data contract."""
     return write_fake_claims
+
+
+def _render_fake(results: Path, seeds, datasets, document: str = "report", run_info: RunInfo = RUN_INFO,
+                 config: dict | None = None) -> tuple[dict, str]:
+    """Build the context of `document` ("report" or "summary") for a fake results folder and render it."""
+    make = build.summary_context if document == "summary" else build.build_context
+    config = _fake_config(seeds, datasets) if config is None else config
+    ctx = make(results, config, [SPLIT], list(seeds), list(datasets), run_info)
+    return ctx, render.render_html(ctx, TEMPLATES, document)
+
+
+@pytest.fixture(scope="session")
+def templates() -> Path:
+    """The repository's templates folder."""
+    return TEMPLATES
+
+
+@pytest.fixture(scope="session")
+def run_info() -> RunInfo:
+    """The RunInfo of the fake runs."""
+    return RUN_INFO
+
+
+@pytest.fixture(scope="session")
+def render_fake():
+    """``render_fake(results, seeds, datasets, document="report", run_info=RUN_INFO, config=None)``: build the
+    context (fake config unless `config` is given) and render it; returns ``(context, html)``."""
+    return _render_fake

@@ -15,23 +15,18 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.report import build as report
 from leukoreport.report import render, run_facts
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (3, 11)
 DATASETS = ("test", "ext")
 RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234 (modified)",
                           packages={"torch": "9.9.9", "pandas": "2.3.3"}, device="CPU: x86_64, 2 cores",
-                          python="3.11.7")
+                          python="3.11.7")  # not the common RUN_INFO: its commit and torch are asserted below
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory, make_fake_results, fake_config, fake_split_seed):
+def fake(tmp_path_factory, make_fake_results, render_fake):
     """One fake results folder, its context and rendered HTML, shared by the read-only tests."""
-    root = tmp_path_factory.mktemp("proj")
-    results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
-    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS), list(DATASETS),
-                               RUN_INFO)
-    html = render.render_html(ctx, TEMPLATES)
-    return results, ctx, html
+    results = make_fake_results(tmp_path_factory.mktemp("proj"), seeds=SEEDS, datasets=DATASETS)
+    return results, *render_fake(results, SEEDS, DATASETS, run_info=RUN_INFO)
 
 
 def _expected(results: Path, split_seed: int, seed: int, dataset: str) -> dict:
@@ -90,13 +85,12 @@ def test_context_numbers_match_predictions(fake, fake_split_seed):
     assert ext["origin"] == "lab of ext" and ext["relation"] == "other source"
 
 
-def test_single_seed_has_no_mean_row(tmp_path, make_fake_results, fake_split_seed):
+def test_single_seed_has_no_mean_row(tmp_path, make_fake_results, render_fake):
     results = make_fake_results(tmp_path, seeds=(5,), datasets=("test",))
-    ctx = report.build_context(results, {"data_provenance": {"citation": "My citation"}}, [fake_split_seed], [5],
-                               ["test"], RUN_INFO)
+    ctx, html = render_fake(results, (5,), ("test",), run_info=RUN_INFO,
+                            config={"data_provenance": {"citation": "My citation"}})
     assert ctx["by_dataset"]["datasets"][0]["mean"] is None and ctx["by_dataset"]["seconds_mean"] is None
     assert ctx["data"]["citation"] == "My citation"
-    html = render.render_html(ctx, TEMPLATES)
     assert "mean ± SD" not in html and "My citation" in html
 
 
@@ -124,13 +118,11 @@ def test_html_shows_every_seed_dataset_and_figure(fake, fake_split_seed):
     assert "absent" in html
 
 
-def test_autoescape_malicious_names(tmp_path, make_fake_results, fake_split_seed):
+def test_autoescape_malicious_names(tmp_path, make_fake_results, render_fake):
     evil = "<script>alert('x')"
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",), classes=("a", evil, "c"),
                                 file_prefix="<script>f")
-    config = {"note": "<script>cfg</script>"}
-    ctx = report.build_context(results, config, [fake_split_seed], [1], ["test"], RUN_INFO)
-    html = render.render_html(ctx, TEMPLATES)
+    _, html = render_fake(results, (1,), ("test",), run_info=RUN_INFO, config={"note": "<script>cfg</script>"})
     # the only script elements are the explorer's data block and code (tests/report/test_explore.py)
     assert html.lower().count("<script") == 2 and "<script>alert" not in html and "<script>f" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)" in html  # class name
@@ -227,15 +219,13 @@ def test_leakage_and_external_gap_sections(fake, fake_split_seed):
     assert "Not for clinical use" in html and "Model card" in html
 
 
-def test_summary_context_and_html(fake, tmp_path, fake_config, fake_split_seed):
+def test_summary_context_and_html(fake, tmp_path, render_fake):
     results, _, _ = fake
-    ctx = report.summary_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS), list(DATASETS),
-                                 RUN_INFO)
+    ctx, html = render_fake(results, SEEDS, DATASETS, "summary", run_info=RUN_INFO)
     table = pd.read_csv(results / "summary" / "metrics.csv")
     test = table[table["dataset"] == "test"]
     assert [r["label"] for r in ctx["test"]["rows"]] == [f"seed {s}" for s in test["seed"]]
     assert [r["n_correct"] for r in ctx["test"]["rows"]] == list(test["n_correct"])
-    html = render.render_html(ctx, TEMPLATES, "summary")
     # with claims the summary keeps the test confusion matrix and points to report.pdf for the training curves
     assert html.count('src="data:image/png;base64,') == (1 if ctx["claims"] else 2)
     assert ("curves of every seed are in report.pdf" in html) == bool(ctx["claims"])

@@ -9,23 +9,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leukoreport.report import build as report
-from leukoreport.report import render, run_facts
+from leukoreport.report import render
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (3, 11, 7)
 DATASETS = ("test", "ext")
-RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"pandas": "2.3.3"},
-                             device="CPU", python="3.11.7")
 
 
 @pytest.fixture(scope="module")
-def three(tmp_path_factory, make_fake_results, fake_config, fake_split_seed):
-    root = tmp_path_factory.mktemp("three")
-    results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
-    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS),
-                               list(DATASETS), RUN_INFO)
-    return results, ctx, render.render_html(ctx, TEMPLATES)
+def three(tmp_path_factory, make_fake_results, render_fake):
+    results = make_fake_results(tmp_path_factory.mktemp("three"), seeds=SEEDS, datasets=DATASETS)
+    return results, *render_fake(results, SEEDS, DATASETS)
 
 
 def _predictions(results: Path, split: int, seed: int | None, dataset: str) -> pd.DataFrame:

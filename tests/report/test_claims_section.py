@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from leukoreport.base.errors import LeukoError
-from leukoreport.report import build, render, run_facts
+from leukoreport.report import render
 from leukoreport.report.sections.claims import checklist_section, claims_section, rerun_text, summary_claims
 from leukoreport.report.verdict_style import VERDICT_STYLES, verdict_style
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (3, 11)
 DATASETS = ("test", "ext")
-RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"torch": "9.9.9"},
-                             device="CPU: x86_64, 2 cores", python="3.11.7")
 
 
 def _headings(html: str) -> list[str]:
@@ -27,12 +23,10 @@ def _headings(html: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def with_claims(tmp_path_factory, make_fake_results, fake_config, fake_split_seed):
+def with_claims(tmp_path_factory, make_fake_results, render_fake):
     """A fake results folder with the claims files, its report context and HTML."""
     results = make_fake_results(tmp_path_factory.mktemp("claims"), seeds=SEEDS, datasets=DATASETS)
-    ctx = build.build_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS), list(DATASETS),
-                              RUN_INFO)
-    return results, ctx, render.render_html(ctx, TEMPLATES)
+    return results, *render_fake(results, SEEDS, DATASETS)
 
 
 def test_rows_show_the_numbers_of_claims_json(with_claims):
@@ -92,33 +86,28 @@ def test_claims_is_section_one_and_the_rest_is_renumbered(with_claims, fake_spli
     assert html.index('id="claims"') < html.index('id="run"') < html.index('id="checklist"')
 
 
-def test_without_claims_json_the_section_is_absent(tmp_path, make_fake_results, fake_split_seed):
+def test_without_claims_json_the_section_is_absent(tmp_path, make_fake_results, render_fake):
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",), claims=False)
     assert not (results / "summary" / "claims.json").exists()
-    ctx = build.build_context(results, {}, [fake_split_seed], [1], ["test"], RUN_INFO)
-    html = render.render_html(ctx, TEMPLATES)
+    ctx, html = render_fake(results, (1,), ("test",), config={})
     heads = _headings(html)
     assert ctx["claims"] is None and heads[:3] == ["1. Run summary", "2. Data", "3. Leakage audit"]
     assert "8. Model card" in heads and [s["number"] for s in ctx["seeds"]] == [9]
     assert 'id="claims"' not in html and heads[-1] == "Appendix. Reviewer checklist (CLAIM 2024)"
     assert '<h3 class="html-only">7.1 Test split (reference)</h3>' in html and "(section 2)" in html
-    summary = build.summary_context(results, {}, [fake_split_seed], [1], ["test"], RUN_INFO)
-    html = render.render_html(summary, TEMPLATES, "summary")
+    summary, html = render_fake(results, (1,), ("test",), "summary", config={})
     assert summary["claims"] is None and _headings(html)[0] == "1. Model and training"
     (results / "summary" / "checklist.csv").unlink()
     assert checklist_section(results / "summary") is None
-    assert 'id="checklist"' not in render.render_html(build.build_context(results, {}, [fake_split_seed], [1],
-                                                                          ["test"], RUN_INFO), TEMPLATES)
+    assert 'id="checklist"' not in render_fake(results, (1,), ("test",), config={})[1]
 
 
-def test_summary_opens_with_the_claims_and_stays_two_pages(with_claims, tmp_path, fake_config, fake_split_seed):
+def test_summary_opens_with_the_claims_and_stays_two_pages(with_claims, tmp_path, render_fake):
     from pypdf import PdfReader
 
     results, ctx, _ = with_claims
-    summary = build.summary_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS),
-                                    list(DATASETS), RUN_INFO)
+    summary, html = render_fake(results, SEEDS, DATASETS, "summary")
     assert summary["claims"] == summary_claims(ctx["claims"])
-    html = render.render_html(summary, TEMPLATES, "summary")
     heads = _headings(html)
     assert heads[0] == "1. Claims of the paper against this rerun" and heads[1] == "2. Model and training"
     assert heads[-1] == "9. Limitations"

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,16 +17,13 @@ from pypdf import PdfReader
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.report import build as report
-from leukoreport.report import render, run_facts
+from leukoreport.report import render
 from leukoreport.report.figures.thumbnails import THUMBNAIL_SIDE, thumbnail_uri
 from leukoreport.report.sections.explore import add_variant_runs, explore_context, script_json
 from leukoreport.stats.run_tables import run_keys
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (1, 2)
 DATASETS = ("test", "ext")
-RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"pandas": "2.3.3"},
-                             device="CPU", python="3.11.7")
 DATA_BLOCK = re.compile(r'<script type="application/json" id="explore-data">(.*?)</script>', re.S)
 
 
@@ -131,15 +127,13 @@ def test_script_json_cannot_end_the_script_element():
     assert json.loads(text) == evil
 
 
-def test_report_html_carries_the_explorer_safely(tmp_path, make_fake_results, fake_config, fake_split_seed):
+def test_report_html_carries_the_explorer_safely(tmp_path, make_fake_results, render_fake):
     """Class and file names with markup stay data: two script elements (the JSON block and the explorer), the
     JSON parses back to the names, and every table.confusion cell names a class of its dataset."""
     evil = "<script>alert('x')"
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test", "ext"), classes=(evil, "b", "c"),
                                 file_prefix="</script>f")
-    ctx = report.build_context(results, fake_config((1,), ("test", "ext")), [fake_split_seed], [1], ["test", "ext"],
-                               RUN_INFO)
-    html = render.render_html(ctx, TEMPLATES)
+    _, html = render_fake(results, (1,), ("test", "ext"))
     assert html.lower().count("<script") == 2 and html.lower().count("</script>") == 2
     payload = json.loads(DATA_BLOCK.search(html).group(1))
     assert payload["datasets"]["test"]["classes"][0] == evil
@@ -148,30 +142,30 @@ def test_report_html_carries_the_explorer_safely(tmp_path, make_fake_results, fa
     assert tables and set(tables) <= set(payload["datasets"])
 
 
-def test_summary_and_compare_documents_get_no_explorer(tmp_path, make_fake_results, fake_config, fake_split_seed):
+def test_summary_and_compare_documents_get_no_explorer(tmp_path, make_fake_results, render_fake):
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",))
-    ctx = report.summary_context(results, fake_config((1,), ("test",)), [fake_split_seed], [1], ["test"], RUN_INFO)
-    assert "<script" not in render.render_html(ctx, TEMPLATES, "summary").lower()
+    assert "<script" not in render_fake(results, (1,), ("test",), "summary")[1].lower()
 
 
 @pytest.mark.parametrize("name", ["explore.js", "explore.css"])
-def test_inlined_files_are_plain_and_offline(name):
+def test_inlined_files_are_plain_and_offline(name, templates):
     """Included by Jinja2 inside <script>/<style>: no template delimiters, nothing that ends the element, no URL
     (the report works without network)."""
-    text = (TEMPLATES / "partials" / name).read_text(encoding="utf-8")
+    text = (templates / "partials" / name).read_text(encoding="utf-8")
     for bad in ("{{", "{%", "{#", "</script", "</style", "<!--", "http:", "https:", "file:", "url("):
         assert bad not in text.lower(), bad
 
 
-def test_pdf_is_unchanged_by_the_explorer(tmp_path, make_fake_results, fake_config, fake_split_seed):
+def test_pdf_is_unchanged_by_the_explorer(tmp_path, make_fake_results, fake_config, fake_split_seed, run_info,
+                                          templates):
     """WeasyPrint runs no script and skips @media screen: the report's PDF has the same pages and text with and
     without the explorer."""
     results = make_fake_results(tmp_path, seeds=(1,), datasets=("test",))
-    ctx = report.build_context(results, fake_config((1,), ("test",)), [fake_split_seed], [1], ["test"], RUN_INFO)
+    ctx = report.build_context(results, fake_config((1,), ("test",)), [fake_split_seed], [1], ["test"], run_info)
     texts = []
     for explore in (ctx["explore"], None):
         html = tmp_path / f"report_{explore is None}.html"
-        render.write_html(render.render_html({**ctx, "explore": explore}, TEMPLATES), html)
+        render.write_html(render.render_html({**ctx, "explore": explore}, templates), html)
         render.write_pdf(html, html.with_suffix(".pdf"))
         texts.append([page.extract_text() for page in PdfReader(html.with_suffix(".pdf")).pages])
     assert "explore-data" in (tmp_path / "report_False.html").read_text()

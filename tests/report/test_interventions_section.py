@@ -12,15 +12,9 @@ import pytest
 
 from leukoreport.base.atomic_io import write_json
 from leukoreport.base.errors import LeukoError
-from leukoreport.report import build as report
-from leukoreport.report.render import make_environment, render_html
-from leukoreport.report.run_facts import RunInfo
+from leukoreport.report.render import make_environment
 from leukoreport.report.sections.interventions import interventions_section, summary_sentences
 from leukoreport.stats.interventions import Settings, interventions_summary, read_run
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
-RUN_INFO = RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={}, device="CPU", python="3.11")
 
 
 def _entry(applicable=True, note="", spi=0.01) -> dict:
@@ -49,10 +43,10 @@ def _summary(results: Path, seeds=(1, 2), dataset: str = "ext") -> tuple[pd.Data
     return table, summary
 
 
-def test_partial_shows_every_row_with_numbers_from_the_summary(tmp_path):
+def test_partial_shows_every_row_with_numbers_from_the_summary(tmp_path, templates):
     table, summary = _summary(tmp_path)
     ctx = interventions_section(tmp_path)
-    html = make_environment(TEMPLATES).get_template("partials/interventions.html.j2").render(interventions=ctx)
+    html = make_environment(templates).get_template("partials/interventions.html.j2").render(interventions=ctx)
     by = table.set_index("intervention")
     reinhard = by.loc["reinhard"]
     # independent formatting of the numbers the table must show
@@ -68,7 +62,7 @@ def test_partial_shows_every_row_with_numbers_from_the_summary(tmp_path):
     assert summary["sentences"]["ext"].replace("'", "&#39;") in html
     assert "; 2 comparisons, α = 0.05." in " ".join(html.split())
     assert html.count("<tr>") == 2 * (1 + 4)  # two tables: header and plain, reinhard, scale, adabn
-    assert make_environment(TEMPLATES).get_template("partials/interventions.html.j2").render(
+    assert make_environment(templates).get_template("partials/interventions.html.j2").render(
         interventions=None).strip() == ""
 
 
@@ -81,16 +75,14 @@ def test_missing_summary_is_none_and_bad_summary_names_the_file(tmp_path):
         interventions_section(tmp_path)
 
 
-def test_report_and_summary_show_the_section_and_the_sentences(tmp_path, make_fake_results, fake_config,
-                                                                fake_split_seed):
+def test_report_and_summary_show_the_section_and_the_sentences(tmp_path, make_fake_results, render_fake):
     results = make_fake_results(tmp_path, seeds=(1, 2), datasets=("test", "ext"))
     _, summary = _summary(results)
-    args = (results, fake_config((1, 2), ("test", "ext")), [fake_split_seed], [1, 2], ["test", "ext"], RUN_INFO)
-    html = render_html(report.build_context(*args), TEMPLATES)
+    _, html = render_fake(results, (1, 2), ("test", "ext"))
     sentence = summary["sentences"]["ext"].replace("'", "&#39;")
     assert 'id="validity-interventions"' in html and sentence in html
     assert html.index('id="validity"') < html.index('id="validity-interventions"')
-    short = render_html(report.summary_context(*args), TEMPLATES, "summary")
+    _, short = render_fake(results, (1, 2), ("test", "ext"), "summary")
     limitations = short[short.index("Limitations"):]
     lines = summary_sentences(summary)
     assert lines and all("<li>" + line.replace("'", "&#39;") + "</li>" in limitations for line in lines)

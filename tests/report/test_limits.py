@@ -14,21 +14,16 @@ from PIL import Image
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.data.leakage import PAIR_COLUMNS
-from leukoreport.report import build as report
 from leukoreport.report.figures import style
 from leukoreport.report.figures.galleries import plot_agreement_gallery, plot_error_gallery
 from leukoreport.report.figures.label_audit import plot_suspects
 from leukoreport.report.figures.leakage import plot_pair_gallery
 from leukoreport.report.gallery_rows import pair_rows
 from leukoreport.report.limits import REPORT_LIMITS, report_limits
-from leukoreport.report.render import render_html
-from leukoreport.report.run_facts import RunInfo
 from leukoreport.stats.metrics import read_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["a", "b", "c"]
-TEMPLATES = ROOT / "templates"
-RUN_INFO = RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={}, device="CPU", python="3.11")
 
 
 @pytest.fixture
@@ -202,7 +197,7 @@ def test_report_limits_config():
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory, make_fake_results, fake_split_seed, fake_config):
+def capped(tmp_path_factory, make_fake_results, fake_split_seed, fake_config, render_fake):
     """A fake results folder whose galleries are drawn by the real functions with caps of 1, and its report."""
     root = tmp_path_factory.mktemp("proj")
     seeds, datasets = (11,), ("test", "ext")  # seed 11: 2 and 3 errors
@@ -222,8 +217,7 @@ def capped(tmp_path_factory, make_fake_results, fake_split_seed, fake_config):
             plot_agreement_gallery(rows, kind, out, root=root, limit=1)
     config = {**fake_config(seeds, datasets),
               "report_limits": {"errors": 1, "error_rows": 1, "pairs": 1, "pair_rows": 1, "label_rows": 1}}
-    ctx = report.build_context(results, config, [fake_split_seed], list(seeds), list(datasets), RUN_INFO)
-    return results, ctx, render_html(ctx, TEMPLATES)
+    return results, *render_fake(results, seeds, datasets, config=config)
 
 
 def test_report_caps_tables_and_says_what_is_left_out(capped, fake_split_seed):

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from leukoreport.report import build as report
-from leukoreport.report import render, run_facts
+from leukoreport.report import render
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SEEDS = (3, 11, 7)
 DATASETS = ("test", "ext", "lab2", "lab3")
-RUN_INFO = run_facts.RunInfo(date="2025-01-02 03:04 UTC", git_commit="abc1234", packages={"pandas": "2.3.3"},
-                             device="CPU", python="3.11.7")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
@@ -96,12 +91,9 @@ def _span(values, fmt) -> str:
 
 
 @pytest.fixture(scope="module")
-def four(tmp_path_factory, make_fake_results, fake_config, fake_split_seed):
-    root = tmp_path_factory.mktemp("four")
-    results = make_fake_results(root, seeds=SEEDS, datasets=DATASETS)
-    ctx = report.build_context(results, fake_config(SEEDS, DATASETS), [fake_split_seed], list(SEEDS),
-                               list(DATASETS), RUN_INFO)
-    html = render.render_html(ctx, TEMPLATES)
+def four(tmp_path_factory, make_fake_results, render_fake):
+    results = make_fake_results(tmp_path_factory.mktemp("four"), seeds=SEEDS, datasets=DATASETS)
+    ctx, html = render_fake(results, SEEDS, DATASETS)
     return results, ctx, html, _Tree(html)
 
 

@@ -287,7 +287,8 @@ def claims_dir():
 
 # The evaluate and ensemble jobs' outputs and settings for the diagnostics they run in the same job.
 def evaluate_outputs(folder):
-    """The files an evaluate job writes into `folder`; the Grad-CAM gallery only when `validity.gradcam` is on."""
+    """The files an evaluate job writes into `folder`; the Grad-CAM gallery and the shift diagnostics (domain
+    classifier, OOD scores, risk-coverage) only when they are on."""
     files = {
         "predictions": f"{folder}/predictions.csv",
         "embeddings": f"{folder}/embeddings.npz",
@@ -299,7 +300,29 @@ def evaluate_outputs(folder):
             "saliency_table": f"{folder}/saliency.csv",
             "saliency_figure": f"{folder}/saliency.png",
         }
+    if validity_on("shift"):
+        files |= {
+            "ood": f"{folder}/ood.csv",
+            "shift": f"{folder}/shift.json",
+            "curve": f"{folder}/risk_coverage.csv",
+        }
     return files
+
+
+def shift_inputs():
+    """The run's training-sample and test-split embeddings (from its evaluate_test job) that an external set's shift
+    is measured against, when the shift diagnostics run."""
+    if not validity_on("shift"):
+        return {}
+    return {
+        "train_embeddings": f"{RUN}/train_embeddings.npz",
+        "test_embeddings": f"{RUN}/test/embeddings.npz",
+    }
+
+
+def shift_params():
+    """The shift diagnostics' settings, or None when they are off (no rerun when they change)."""
+    return shift_settings() if validity_on("shift") else None
 
 
 def train_embeddings_output():

@@ -1,12 +1,13 @@
 # One job per run and dataset: predictions, embeddings and metrics, plus the diagnostics that need the loaded model
-# (Grad-CAM, and for the test split the training sample's embeddings), each timed into timing.json
-# (scripts/validity_cost.py charges those seconds to the diagnostics).
+# or the embeddings just computed (Grad-CAM, the shift diagnostics, and for the test split the training sample's
+# embeddings), each timed into timing.json (scripts/validity_cost.py charges those seconds to the diagnostics).
 import re
 
 
 # External sets; the test split is rule evaluate_test below.
 rule evaluate:
     input:
+        **shift_inputs(),
         model=f"{RUN}/model.pkl",
         info=f"{RUN}/train.json",
         images=dataset_images,
@@ -34,6 +35,7 @@ rule evaluate:
         tta=lambda wc: recipe(wc)["tta"],
         evaluation=evaluation_options,
         gradcam=gradcam_params(),
+        shift=shift_params(),
     script:
         "../scripts/evaluate.py"
 

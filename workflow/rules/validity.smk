@@ -1,6 +1,6 @@
 # External validity (config key `validity`): baselines live in metrics.json; these rules add image-statistic
-# shift and a domain classifier and nearest-neighbour OOD scores on the embeddings. Grad-CAM and the training
-# sample's embeddings are written by the evaluate jobs (evaluate.smk), the label audit by the ensemble jobs.
+# shift and draw the embedding diagnostics. The domain classifier and nearest-neighbour OOD scores, Grad-CAM and the
+# training sample's embeddings are written by the evaluate jobs (evaluate.smk), the label audit by the ensemble jobs.
 import re
 
 
@@ -60,33 +60,6 @@ rule image_stats:
         max_side=VALIDITY["image_shift"]["max_side"],
     script:
         "../scripts/image_stats.py"
-
-
-rule shift:
-    input:
-        train=f"{RUN}/train_embeddings.npz",
-        test=f"{RUN}/test/embeddings.npz",
-        data=f"{RUN}/{{dataset}}/embeddings.npz",
-        predictions=f"{RUN}/{{dataset}}/predictions.csv",
-    output:
-        ood=f"{RUN}/{{dataset}}/ood.csv",
-        summary=f"{RUN}/{{dataset}}/shift.json",
-        curve=f"{RUN}/{{dataset}}/risk_coverage.csv",
-    log:
-        f"{ROOT}/logs/shift_split{{split}}_seed{{seed}}_{{dataset}}.log",
-    benchmark:
-        f"{ROOT}/benchmarks/shift_split{{split}}_seed{{seed}}_{{dataset}}.tsv"
-    conda:
-        "../envs/leukoreport.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    params:
-        settings=shift_settings(),
-        name=lambda wc: wc.dataset,
-    script:
-        "../scripts/shift.py"
 
 
 rule plot_shift:

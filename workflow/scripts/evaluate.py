@@ -1,21 +1,23 @@
 """Predict one dataset with one seed's model (one forward pass: predictions and features; optional seeded TTA
 for the predictions) and score it; model.pkl is first checked against the SHA-256 its train.json records.
-With the model loaded, the same job draws the Grad-CAM gallery and, for the test split, embeds the training sample
-(formerly rules gradcam and embed_train); their seconds go to timing.json (scripts/validity_cost.py)."""
+With the model loaded, the same job draws the Grad-CAM gallery, for the test split embeds the training sample, and
+measures the set's shift from the training sample (domain classifier, OOD scores; formerly rules gradcam, embed_train
+and shift); their seconds go to timing.json (scripts/validity_cost.py)."""
 
 import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv, write_json
 from leukoreport.base.job_timing import JobTiming
 from leukoreport.base.step_log import step_log
-from leukoreport.config.settings import Uncertainty
+from leukoreport.config.settings import ShiftSettings, Uncertainty
 from leukoreport.data.colour_normalisation import read_reference
-from leukoreport.data.embeddings import save_embeddings, train_sample
+from leukoreport.data.embeddings import load_embeddings, save_embeddings, train_sample
 from leukoreport.inference.evaluate import predict_with_features
 from leukoreport.inference.interventions import EvaluationOptions, apply_evaluation_options
 from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.stats.baselines import add_baselines
-from leukoreport.stats.metrics import compute_metrics
+from leukoreport.stats.metrics import compute_metrics, read_predictions
+from leukoreport.stats.validity import run_shift
 from leukoreport.training.device import resolve_device
 
 with step_log(snakemake.log[0]) as log:
@@ -70,4 +72,16 @@ with step_log(snakemake.log[0]) as log:
                                              progress=log.progress)
             save_embeddings(train, out.train_embeddings)
             print(f"embedded {len(rows)} training images ({train.features.shape[1]} features)")
+    if getattr(out, "shift", None):
+        with timing.measure("shift"):  # from the files as written, as a separate job reading them would
+            inputs = snakemake.input
+            train = load_embeddings(getattr(out, "train_embeddings", None) or inputs.train_embeddings)
+            test = load_embeddings(out.embeddings if dataset == "test" else inputs.test_embeddings)
+            data = test if dataset == "test" else load_embeddings(out.embeddings)
+            table, summary, curve = run_shift(train, test, data, read_predictions(out.predictions, classes), dataset,
+                                              ShiftSettings(**snakemake.params.shift))
+            write_csv(table, out.ood)
+            write_csv(curve, out.curve)
+            write_json(summary, out.shift)
+            print(dataset, {k: v for k, v in summary.items() if k in ("domain_classifier", "n")})
     timing.write(out.timing)

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.report.figures import style
@@ -171,11 +171,7 @@ def plot_reliability(metrics: dict, out: str | Path) -> None:
         bars = ax_n.bar([r[0] for r in used], [r[2] for r in used], [r[1] - r[0] for r in used],
                         align="edge", color="0.55", edgecolor="white", linewidth=0.8)
         ax_n.bar_label(bars, labels=[str(r[2]) for r in used], fontsize=10, padding=1)
-        ax_n.set_yscale("log")
-        # Plain tick labels (1, 10, 100): mathtext is off in every figure (style.LITERAL_TEXT).
-        ax_n.yaxis.set_major_locator(LogLocator(base=10.0))
-        ax_n.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax_n.yaxis.set_minor_formatter(NullFormatter())
+        style.log_axis(ax_n, "y")  # plain tick labels: 1, 10, 100
         ax_n.set_ylim(0.7, max(r[2] for r in used) * 4)
         ax_n.set_ylabel("images\n(log scale)")
         ax_n.set_xlabel("confidence (probability of the predicted class)")

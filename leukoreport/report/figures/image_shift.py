@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator
 
 from leukoreport.base.errors import LeukoError
 from leukoreport.data.image_stats import DEFAULT_PLOTTED, LABELS, check_statistics_frame, finite_values
@@ -72,10 +72,7 @@ def plot_distributions(train: pd.DataFrame, other: pd.DataFrame, name: str, out:
                         ha="center", va="center", color="0.2",
                         bbox={"facecolor": "white", "edgecolor": "0.7", "boxstyle": "round"})
             if log:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
+                style.log_axis(ax, "x", "{:.0e}", subs=(1.0, 2.0, 5.0))
                 pad = (bins[-1] / bins[0]) ** 0.03
                 ax.set_xlim(bins[0] / pad, bins[-1] * pad)
             else:

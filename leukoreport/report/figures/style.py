@@ -18,12 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from leukoreport.base.errors import LeukoError  # noqa: E402
 
 __all__ = ["DPI", "GALLERY_DPI", "LITERAL_TEXT", "STYLE", "THUMB_PX", "WIDE_STYLE", "CellTitle", "gallery_page",
-           "has_values", "note_figure", "required_key", "save_figure", "short_name", "thumbnail"]
+           "has_values", "log_axis", "note_figure", "required_key", "save_figure", "short_name", "thumbnail"]
 
 DPI = 150
 # Photo galleries (palette PNGs, most of report.html's bytes): shown at most 190 mm wide on screen, that is still
@@ -38,6 +39,16 @@ STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
 WIDE_STYLE = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13,
               "xtick.labelsize": 12, "ytick.labelsize": 12, "legend.fontsize": 12, **LITERAL_TEXT}
 THUMB_PX = 256
+
+
+def log_axis(ax, axis: str, label: str = "{:g}", subs: tuple[float, ...] = (1.0,)) -> None:
+    """Put ``ax``'s x or y ``axis`` on a log scale with major ticks at ``subs`` x powers of 10, labelled by the
+    format string ``label`` (plain text: mathtext is off in every figure, LITERAL_TEXT) and no minor labels."""
+    getattr(ax, f"set_{axis}scale")("log")
+    which = getattr(ax, f"{axis}axis")
+    which.set_major_locator(LogLocator(base=10.0, subs=subs))
+    which.set_major_formatter(FuncFormatter(lambda v, _: label.format(v)))
+    which.set_minor_formatter(NullFormatter())
 
 CellTitle = Callable[[pd.Series], tuple[str, str | None]]
 
