@@ -1,13 +1,14 @@
 """Build external sets from other labs' conditions: shifted copies of embedded images a run did not train on.
 
 Usage: python scripts/shifted_sets.py OUT [--data data/leukocytes] [--exclude results/splits/42/split.csv]
-           [--per-class 40] [--skip 0] [--kinds plain,stain,blur,scale,bright]
+           [--per-class 40] [--skip 0] [--kinds plain,stain,blur,scale,bright]   (also: dye)
 
 Takes, per class, the first ``--per-class`` images (sorted by name, after ``--skip``) that are not listed in the
 ``--exclude`` split, and writes one ImageFolder per kind under OUT/<kind>/<class>/: ``plain`` (unchanged copies),
 ``stain`` (haematoxylin and eosin densities scaled, as another lab's staining), ``blur`` (Gaussian, radius 2),
 ``scale`` (cell shrunk to 60% and centred on a background-coloured canvas, as another magnification) and ``bright``
-(brightness ×1.35, contrast ×0.7). Deterministic; prints the folders for the config's ``external:`` key.
+(brightness ×1.35, contrast ×0.7); on request ``dye`` (the same stain densities drawn with other dyes' colours).
+Deterministic; prints the folders for the config's ``external:`` key.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
-from skimage.color import hed2rgb, rgb2hed
+from skimage.color import combine_stains, hed2rgb, rgb2hed, rgb_from_hdx
 
-KINDS = ("plain", "stain", "blur", "scale", "bright")
+DEFAULT_KINDS = ("plain", "stain", "blur", "scale", "bright")
+KINDS = (*DEFAULT_KINDS, "dye")
 
 
 def stain(img: Image.Image) -> Image.Image:
@@ -29,6 +31,13 @@ def stain(img: Image.Image) -> Image.Image:
     hed[..., 0] *= 1.5
     hed[..., 1] *= 0.6
     return Image.fromarray((np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8))
+
+
+def dye(img: Image.Image) -> Image.Image:
+    """The image's skimage HED densities drawn with the haematoxylin-DAB stain vectors (``rgb_from_hdx``): the same
+    stain amounts in other dyes' colours, a shift of the stain vectors themselves (what Macenko estimates)."""
+    hed = rgb2hed(np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0)
+    return Image.fromarray((np.clip(combine_stains(hed, rgb_from_hdx), 0, 1) * 255).round().astype(np.uint8))
 
 
 def scale(img: Image.Image, factor: float = 0.6) -> Image.Image:
@@ -48,6 +57,8 @@ def shifted(img: Image.Image, kind: str) -> Image.Image:
         return rgb
     if kind == "stain":
         return stain(rgb)
+    if kind == "dye":
+        return dye(rgb)
     if kind == "blur":
         return rgb.filter(ImageFilter.GaussianBlur(2))
     if kind == "scale":
@@ -64,7 +75,7 @@ def main() -> None:
     parser.add_argument("--exclude", type=Path, help="a split.csv whose images are left out")
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--skip", type=int, default=0, help="unseen images to skip per class first")
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(DEFAULT_KINDS))
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     excluded = set()
