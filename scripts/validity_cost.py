@@ -7,7 +7,8 @@ of it a loaded machine's waiting explains); with two folders (before, after) als
 Benchmark files of other rules (training, data, leakage audits including leakage_external, claims) are not counted.
 Diagnostics run inside another rule's job (Grad-CAM, the training embeddings and the shift diagnostics in evaluate, the
 label audit in ensemble) are timed by that job into a timing.json next to its outputs; their seconds are moved from that
-rule to the diagnostic's (both sums are printed).
+rule to the diagnostic's (both sums are printed). The interventions, also run in the evaluate jobs, are moved out of
+evaluate and counted in neither sum.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from leukoreport.base.job_timing import read_timing
 # their work moved into other jobs, are kept so that older results folders are measured alike.
 DIAGNOSTICS = ("embed_train", "image_stats", "image_shift", "shift", "plot_shift", "label_audit", "gradcam",
                "validity_summary")
+# Work timed inside the evaluate jobs that is neither a diagnostic nor evaluation: the interventions at evaluation
+# (issue 24, their own cost per image is in interventions.json); moved out of evaluate and counted in neither sum.
+UNCOUNTED = ("interventions",)
 # render_html renders both HTML documents; report_html and summary_html are its older names.
 EVALUATION_AND_REPORT = ("evaluate", "plot_dataset", "ensemble", "summarize", "robustness", "plot_robustness",
                          "plot_summary", "plot_training", "render_html", "report_html", "summary_html", "report_pdf",
@@ -69,10 +73,11 @@ def moved_seconds(results: Path, column: str = "s") -> dict[tuple[str, str], flo
 
 
 def charge_diagnostics(seconds: dict[str, float], moved: dict[tuple[str, str], float]) -> dict[str, float]:
-    """``seconds`` per rule with each in-job diagnostic's seconds moved from its job's rule to the diagnostic."""
+    """``seconds`` per rule with each in-job diagnostic's seconds moved from its job's rule to the diagnostic (an
+    UNCOUNTED name keeps them apart from both sums)."""
     charged = dict(seconds)
     for (rule, diagnostic), s in moved.items():
-        if diagnostic not in DIAGNOSTICS or rule not in EVALUATION_AND_REPORT:
+        if diagnostic not in DIAGNOSTICS + UNCOUNTED or rule not in EVALUATION_AND_REPORT:
             raise ValueError(f"timing.json: diagnostic '{diagnostic}' in rule '{rule}' is not a counted pair")
         charged[rule] = charged.get(rule, 0.0) - s
         charged[diagnostic] = charged.get(diagnostic, 0.0) + s

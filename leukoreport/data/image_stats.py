@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import stats
-from skimage.color import hed_from_rgb
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.data.stain_density import hed_densities
 
 __all__ = ["DEFAULT_PLOTTED", "LABELS", "LUMA", "STATISTICS", "check_statistics_frame", "finite_values",
            "image_statistics", "reuse_freed_memory", "separability", "shift_table", "statistics_table"]
@@ -40,11 +40,8 @@ LUMA = np.array([0.299, 0.587, 0.114])
 _MIN_CHUNK = 16  # images per worker below which a process pool costs more than it saves
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
-# Tables over the 256 values of an 8-bit channel: the value v / 255 as in [0, 1], and its optical density as
-# skimage's ``rgb2hed`` takes it, log(max(v / 255, 1e-6)) / log(1e-6), so the stain densities need no log per pixel
-# (Ruifrok & Johnston's ``hed_from_rgb`` is then applied as rgb2hed applies it).
+# The value v / 255 of every 8-bit value v, in [0, 1] (the stain densities: leukoreport.data.stain_density).
 _UNIT = np.arange(256, dtype=np.float64) / 255.0
-_OPTICAL = np.log(np.maximum(_UNIT, 1e-6)) / np.log(1e-6)
 
 
 def reuse_freed_memory() -> bool:
@@ -100,8 +97,7 @@ def image_statistics(path: str | Path, max_side: int = 1024) -> dict:
         sharpness = float(np.var(lap))
     else:
         sharpness = math.nan
-    hed = _OPTICAL[pixels] @ hed_from_rgb  # rgb2hed without its per-pixel log: the same values
-    np.maximum(hed, 0.0, out=hed)
+    hed = hed_densities(pixels)  # rgb2hed without its per-pixel log: the same values
     planes = (r, g, b)
     means = [float(p.mean()) for p in planes]
     sds = [float(p.std()) for p in planes]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.data.stain_density import hed_densities
 
 __all__ = ["MAX_FACTOR", "ScaleMatch", "border_colour", "cell_share", "match_scale", "rescale", "scale_factor"]
 
@@ -24,7 +24,7 @@ MAX_FACTOR = 2.5  # linear factors are clipped to [1 / MAX_FACTOR, MAX_FACTOR] (
 def cell_share(rgb: np.ndarray) -> float:
     """Fraction of the pixels of a uint8 RGB image whose haematoxylin density exceeds the image's Otsu threshold
     (0 for an image of one colour)."""
-    density = rgb2hed(np.asarray(rgb, dtype=np.uint8))[..., 0]
+    density = hed_densities(np.asarray(rgb, dtype=np.uint8), 0)
     if float(density.max()) - float(density.min()) < 1e-9:
         return 0.0
     return float((density > threshold_otsu(density)).mean())

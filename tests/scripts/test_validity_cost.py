@@ -111,6 +111,17 @@ def test_seconds_timed_inside_jobs_move_to_the_diagnostics(tmp_path):
                                            f"ratio {ratio:.3f}"
 
 
+def test_interventions_timed_in_evaluate_are_counted_in_neither_sum(tmp_path):
+    cost = load_script()
+    results = write_benchmarks(tmp_path / "results", FILES)
+    write_timing(results / "splits/42/seeds/1/lab2/timing.json", "evaluate", {"interventions": (4.0, 3.0)})
+    seconds, _ = cost.rule_seconds(results)
+    charged = cost.charge_diagnostics(seconds, cost.moved_seconds(results))
+    assert charged["evaluate"] == pytest.approx(16.0 - 4.0) and charged["interventions"] == 4.0
+    assert cost.cost_ratio(charged)[0] == pytest.approx(cost.cost_ratio(seconds)[0])  # diagnostics unchanged
+    assert cost.cost_ratio(charged)[1] == pytest.approx(cost.cost_ratio(seconds)[1] - 4.0)
+
+
 def test_a_timing_pair_outside_the_counted_rules_is_refused(tmp_path):
     cost = load_script()
     with pytest.raises(ValueError, match="'gradcam' in rule 'train'"):

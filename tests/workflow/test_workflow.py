@@ -395,7 +395,11 @@ def test_compare_two_smoke_runs_from_the_command_line(smoke_run, tmp_path, snake
     project, cfg, _ = smoke_run
     other = tmp_path / "other"
     shutil.copytree(project, other, ignore=shutil.ignore_patterns("results", ".snakemake"))
-    cfg_b = {**cfg, "phases": {**cfg["phases"], "frozen": {**cfg["phases"]["frozen"], "lr": 3e-3}}}
+    # Run B: another learning rate, the test split only and no diagnostics (the comparison reads predictions)
+    validity = {k: {**v, "enabled": False} if isinstance(v, dict) and "enabled" in v else v
+                for k, v in cfg["validity"].items()}
+    cfg_b = {**cfg, "phases": {**cfg["phases"], "frozen": {**cfg["phases"]["frozen"], "lr": 3e-3}}, "external": {},
+             "validity": validity}
     (other / "test.yaml").write_text(yaml.safe_dump(cfg_b, sort_keys=False))
     proc = snakemake(other, "--cores", "2", "results/summary/metrics.csv", "--configfile", "test.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:]

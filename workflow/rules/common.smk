@@ -128,9 +128,18 @@ def evaluation_options(wildcards):
     return canonical(recipe(wildcards)["evaluation"])
 
 
+def interventions_on():
+    """Whether the interventions at evaluation run (`validity.interventions.enabled`)."""
+    return bool(VALIDITY.get("interventions", {}).get("enabled", False))
+
+
 def evaluation_reference(wildcards):
-    """The split's normalisation reference when the job's variant normalises stain at evaluation, else nothing."""
-    if recipe(wildcards)["evaluation"]["stain_normalisation"] == "none":
+    """The split's normalisation reference when the job's variant normalises stain at evaluation or, for an
+    external set, when the interventions run; else nothing."""
+    external = wildcards.get("dataset", "test") != "test"
+    if recipe(wildcards)["evaluation"]["stain_normalisation"] == "none" and not (
+        external and interventions_on()
+    ):
         return []
     return f"results/splits/{wildcards.split}/validity/normalisation_reference.json"
 
@@ -237,7 +246,7 @@ def work_side():
 def interventions_outputs():
     """results/summary/interventions.{csv,json} (of every variant) for the reports when `validity.interventions` is
     on, else nothing."""
-    if not VALIDITY.get("interventions", {}).get("enabled", False):
+    if not interventions_on():
         return []
     return every(f"{ROOT}/summary/interventions.{{ext}}", ext=["csv", "json"])
 
@@ -309,14 +318,44 @@ def evaluate_outputs(folder):
     return files
 
 
-def shift_inputs():
-    """The run's training-sample and test-split embeddings (from its evaluate_test job) that an external set's shift
-    is measured against, when the shift diagnostics run."""
-    if not validity_on("shift"):
+def external_evaluation_inputs():
+    """What an external set's evaluate job reads besides the model and images: the run's training-sample and
+    test-split embeddings (from its evaluate_test job) when the shift diagnostics or the interventions run, and the
+    set's images prepared once per split (rule intervention_images) when the interventions run.
+    """
+    files = {}
+    if validity_on("shift") or interventions_on():
+        files |= {
+            "train_embeddings": f"{RUN}/train_embeddings.npz",
+            "test_embeddings": f"{RUN}/test/embeddings.npz",
+        }
+    if interventions_on():
+        folder = "results/splits/{split}/validity/{dataset}"
+        files |= {
+            "prepared": f"{folder}/intervention_images",
+            "prepared_summary": f"{folder}/intervention_images.json",
+        }
+    return files
+
+
+def interventions_files(folder):
+    """The interventions' files an external set's evaluate job writes into `folder`, when they run."""
+    if not interventions_on():
         return {}
     return {
-        "train_embeddings": f"{RUN}/train_embeddings.npz",
-        "test_embeddings": f"{RUN}/test/embeddings.npz",
+        "interventions_table": f"{folder}/interventions.csv",
+        "interventions_summary": f"{folder}/interventions.json",
+    }
+
+
+def interventions_params():
+    """The interventions' settings (with the shift settings their domain AUC and OOD percentile use), or None when
+    they are off (no rerun when they change)."""
+    if not interventions_on():
+        return None
+    return {
+        "scale_tolerance": VALIDITY["interventions"].get("scale_tolerance"),
+        "shift": shift_settings(),
     }
 
 
@@ -328,7 +367,7 @@ def shift_params():
 def train_embeddings_output():
     """The training sample's embeddings (written by the test split's evaluate job) when a diagnostic reads them:
     the shift diagnostics or the interventions."""
-    if validity_on("shift") or VALIDITY.get("interventions", {}).get("enabled", False):
+    if validity_on("shift") or interventions_on():
         return {"train_embeddings": f"{RUN}/train_embeddings.npz"}
     return {}
 

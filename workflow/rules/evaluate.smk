@@ -1,13 +1,14 @@
-# One job per run and dataset: predictions, embeddings and metrics, plus the diagnostics that need the loaded model
-# or the embeddings just computed (Grad-CAM, the shift diagnostics, and for the test split the training sample's
-# embeddings), each timed into timing.json (scripts/validity_cost.py charges those seconds to the diagnostics).
+# One job per run and dataset: predictions, embeddings and metrics, plus the work that needs the loaded model or the
+# embeddings just computed: Grad-CAM, the shift diagnostics, for the test split the training sample's embeddings, and
+# for an external set the interventions at evaluation (issue 24), each timed into timing.json
+# (scripts/validity_cost.py charges those seconds to the diagnostics, or to the interventions).
 import re
 
 
 # External sets; the test split is rule evaluate_test below.
 rule evaluate:
     input:
-        **shift_inputs(),
+        **external_evaluation_inputs(),
         model=f"{RUN}/model.pkl",
         info=f"{RUN}/train.json",
         images=dataset_images,
@@ -15,6 +16,7 @@ rule evaluate:
         reference=evaluation_reference,
     output:
         **evaluate_outputs(f"{RUN}/{{dataset}}"),
+        **interventions_files(f"{RUN}/{{dataset}}"),
     log:
         f"{ROOT}/logs/evaluate_split{{split}}_seed{{seed}}_{{dataset}}.log",
     benchmark:
@@ -36,6 +38,7 @@ rule evaluate:
         evaluation=evaluation_options,
         gradcam=gradcam_params(),
         shift=shift_params(),
+        interventions=interventions_params(),
     script:
         "../scripts/evaluate.py"
 

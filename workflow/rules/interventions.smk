@@ -1,6 +1,7 @@
 # Interventions at evaluation (config key `validity.interventions`, issue 24): each external set of each run
 # predicted again after colour normalisation (Reinhard, Macenko), scale matching, AdaBN and all three together,
-# with the reference statistics fitted once per split on training images only.
+# with the reference statistics fitted once per split on training images only. The predictions are made by the set's
+# evaluate job (evaluate.smk), which has the model loaded; these rules prepare what it reads.
 import re
 
 
@@ -55,42 +56,3 @@ rule intervention_images:
         scale_tolerance=VALIDITY.get("interventions", {}).get("scale_tolerance"),
     script:
         "../scripts/intervention_images.py"
-
-
-# One job per run and external set (never the test split), so that adding a set plans nothing for the others; it
-# only predicts (and runs AdaBN's statistics pass) from the images rule intervention_images wrote.
-rule interventions:
-    input:
-        model=f"{RUN}/model.pkl",
-        predictions=f"{RUN}/{{name}}/predictions.csv",
-        train=f"{RUN}/train_embeddings.npz",
-        test=f"{RUN}/test/embeddings.npz",
-        reference="results/splits/{split}/validity/normalisation_reference.json",
-        images="results/data/external/{name}.csv",
-        prepared="results/splits/{split}/validity/{name}/intervention_images",
-        prepared_summary="results/splits/{split}/validity/{name}/intervention_images.json",
-    output:
-        table=f"{RUN}/{{name}}/interventions.csv",
-        summary=f"{RUN}/{{name}}/interventions.json",
-    log:
-        f"{ROOT}/logs/interventions_split{{split}}_seed{{seed}}_{{name}}.log",
-    benchmark:
-        f"{ROOT}/benchmarks/interventions_split{{split}}_seed{{seed}}_{{name}}.tsv"
-    wildcard_constraints:
-        name="|".join(re.escape(name) for name in EXTERNAL) or "(?!)",
-    conda:
-        "../envs/leukoreport.yaml"
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    params:
-        name=lambda wc: wc.name,
-        batch_size=config["eval_batch_size"],
-        device=config["device"],
-        tta=lambda wc: recipe(wc)["tta"],
-        evaluation=evaluation_options,
-        settings=shift_settings(),
-        scale_tolerance=VALIDITY.get("interventions", {}).get("scale_tolerance"),
-    script:
-        "../scripts/interventions.py"

@@ -1,8 +1,9 @@
 """Predict one dataset with one seed's model (one forward pass: predictions and features; optional seeded TTA
 for the predictions) and score it; model.pkl is first checked against the SHA-256 its train.json records.
 With the model loaded, the same job draws the Grad-CAM gallery, for the test split embeds the training sample, and
-measures the set's shift from the training sample (domain classifier, OOD scores; formerly rules gradcam, embed_train
-and shift); their seconds go to timing.json (scripts/validity_cost.py)."""
+measures the set's shift from the training sample (domain classifier, OOD scores), and for an external set predicts
+it again under each intervention from the images rule intervention_images prepared (formerly rules gradcam,
+embed_train, shift and interventions); their seconds go to timing.json (scripts/validity_cost.py)."""
 
 import pandas as pd
 
@@ -12,8 +13,9 @@ from leukoreport.base.step_log import step_log
 from leukoreport.config.settings import ShiftSettings, Uncertainty
 from leukoreport.data.colour_normalisation import read_reference
 from leukoreport.data.embeddings import load_embeddings, save_embeddings, train_sample
+from leukoreport.data.intervention_images import read_prepared
 from leukoreport.inference.evaluate import predict_with_features
-from leukoreport.inference.interventions import EvaluationOptions, apply_evaluation_options
+from leukoreport.inference.interventions import EvaluationOptions, apply_evaluation_options, run_interventions
 from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.stats.baselines import add_baselines
 from leukoreport.stats.metrics import compute_metrics, read_predictions
@@ -84,4 +86,23 @@ with step_log(snakemake.log[0]) as log:
             write_csv(curve, out.curve)
             write_json(summary, out.shift)
             print(dataset, {k: v for k, v in summary.items() if k in ("domain_classifier", "n")})
+    if getattr(out, "interventions_table", None):
+        with timing.measure("interventions"):  # the set again under each intervention (no labels used)
+            inputs, settings = snakemake.input, snakemake.params.interventions
+            # A variant with evaluation options predicts its sets with them; the interventions' plain row is the
+            # model alone, so it is checked against predictions.csv only without such options.
+            plain = options.adabn or options.transforms_images
+            table, summary = run_interventions(
+                learn, images, None if plain else pd.read_csv(out.predictions), read_reference(inputs.reference),
+                load_embeddings(inputs.train_embeddings), load_embeddings(inputs.test_embeddings),
+                ShiftSettings(**settings["shift"]), dataset, batch_size=snakemake.params.batch_size,
+                num_workers=snakemake.threads, tta=tta, seed=seed,
+                scale_tolerance=float(settings["scale_tolerance"]), progress=log.progress,
+                where=out.predictions,
+                prepared=read_prepared(f"{inputs.prepared}/index.csv", inputs.prepared_summary))
+            summary["plain_is_predictions_csv"] = not plain
+            write_csv(table, out.interventions_table)
+            write_json(summary, out.interventions_summary)
+            accuracy = table.groupby("intervention", sort=False)["correct"].mean()
+            print(f"{dataset}: accuracy " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()))
     timing.write(out.timing)
