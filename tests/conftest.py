@@ -8,11 +8,15 @@ import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from leukoreport.training.two_phase import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["Snakefile", "workflow", "config", "templates", "data"]
@@ -64,6 +68,19 @@ def _copy_project(dest: Path) -> Path:
 def copy_project():
     """``copy_project(dest)``: copy the workflow and its data to `dest` (no results); returns `dest`."""
     return _copy_project
+
+
+# --------------------------------------------------------------------------- tiny training config
+
+def tiny_train_config(**overrides: Any) -> TrainConfig:
+    """The tests' tiny CPU training config (32 px, batch 8, no pretraining, two 1-epoch phases, fp32, 0 workers),
+    with `overrides` replacing any of its keys."""
+    from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+
+    keys = {"size": 32, "batch_size": 8, "pretrained": False,
+            "phases": [PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], "device": "cpu",
+            "num_workers": 0, "precision": "fp32", "channels_last": False}
+    return TrainConfig.defaults(**{**keys, **overrides})
 
 
 # --------------------------------------------------------------------------- predictions tables and metrics

@@ -12,11 +12,9 @@ from PIL import Image, ImageEnhance
 from leukoreport.base.errors import LeukoError
 from leukoreport.inference.adabn import adabn_learner, adapted_model, batchnorm_layers, has_batchnorm
 from leukoreport.inference.model_files import load_model_file
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+from tests.conftest import tiny_train_config
 
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False, device="cpu",
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], num_workers=0,
-                           precision="fp32", channels_last=False)
+CFG = tiny_train_config()
 
 
 @pytest.fixture(scope="module")

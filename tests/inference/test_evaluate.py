@@ -8,14 +8,12 @@ import pytest
 from leukoreport.base.errors import LeukoError
 from leukoreport.inference.evaluate import predict
 from leukoreport.inference.model_files import load_model_file
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+from tests.conftest import tiny_train_config
 
 
 @pytest.fixture(scope="module")
 def model_path(tiny_split, tmp_path_factory, exported_model):
-    cfg = TrainConfig.defaults(size=32, batch_size=8, pretrained=False, device="cpu",
-                               phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], num_workers=0,
-                               precision="fp32", channels_last=False)
+    cfg = tiny_train_config()
     return exported_model(tiny_split, cfg, tmp_path_factory.mktemp("model"))
 
 

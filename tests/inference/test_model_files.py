@@ -16,13 +16,11 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.inference.predict import load_learner_on, predict_probabilities
 from leukoreport.training.safe_export import learner_signature
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+from tests.conftest import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MONOCYTES = sorted((ROOT / "data" / "external_monocyte" / "monocyte").glob("*.*"))
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False,
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu",
-                           num_workers=2, precision="fp32", channels_last=False)  # workers: as a default run
+CFG = tiny_train_config(num_workers=2)  # workers: as a default run
 
 
 @pytest.fixture(scope="module")

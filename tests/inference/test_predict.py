@@ -19,12 +19,10 @@ from PIL import Image, ImageFile
 
 from leukoreport.cli import main
 from leukoreport.inference import predict as predict_module
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+from tests.conftest import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False,
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu",
-                           num_workers=0, precision="fp32", channels_last=False)
+CFG = tiny_train_config()
 BAD = {"corrupt.png": "not an image file (PIL cannot identify it)", "damaged.png": "corrupt or truncated image",
        "truncated.jpg": "corrupt or truncated image", "notes.txt": "not an image file (suffix '.txt'",
        "empty.png": "not an image file (empty file)"}

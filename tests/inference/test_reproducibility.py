@@ -10,15 +10,13 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.inference.evaluate import predict
 from leukoreport.inference.model_files import load_model_file
 from leukoreport.inference.reproducibility import compare_predictions, compare_weights, reproducibility_record
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig
+from tests.conftest import tiny_train_config
 
 
 @pytest.fixture(scope="module")
 def three_runs(tiny_split, tmp_path_factory, exported_model):
     """Seed 3 trained twice and seed 4 once, each exported and its test split predicted to predictions.csv."""
-    cfg = TrainConfig.defaults(size=32, batch_size=8, pretrained=False, device="cpu", deterministic=True,
-                               phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], num_workers=0,
-                               precision="fp32", channels_last=False)
+    cfg = tiny_train_config(deterministic=True)
     test = tiny_split[tiny_split["split"] == "test"]
     out = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):

@@ -9,7 +9,8 @@ import torch
 from fastai.optimizer import Adam
 
 from leukoreport.training.fast_step import DeviceSmoothLoss, ForeachAdam
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig, train
+from leukoreport.training.two_phase import PhaseConfig, train
+from tests.conftest import tiny_train_config
 
 
 def _model(seed: int) -> torch.nn.Sequential:
@@ -96,9 +97,7 @@ def test_device_smooth_loss_matches_fastai():
     assert torch.equal(ours.value, theirs.value)
 
 
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False,
-                  phases=[PhaseConfig(True, 1e-2, 3, 1), PhaseConfig(False, 1e-3, 3, 2)], device="cpu",
-                  channels_last=True, num_workers=0, precision="fp32")
+CFG = tiny_train_config(phases=[PhaseConfig(True, 1e-2, 3, 1), PhaseConfig(False, 1e-3, 3, 2)], channels_last=True)
 
 
 @pytest.mark.parametrize("cached", [False, True])

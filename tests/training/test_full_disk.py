@@ -16,6 +16,7 @@ import pytest
 
 from leukoreport.base.atomic_io import atomic_path, write_text
 from leukoreport.base.errors import LeukoError
+from tests.conftest import tiny_train_config
 
 
 class FullAfter:
@@ -120,11 +121,9 @@ def test_a_real_full_tmpfs(tmp_path):
 def test_exporting_a_learner_onto_a_full_disk(tiny_split, tmp_path):
     """The case users met: Learner.export on a full disk raised torch's "unexpected pos" RuntimeError; now the line
     names model.pkl and the disk holds nothing of it."""
-    from leukoreport.training.two_phase import PhaseConfig, TrainConfig, export_learner, train
+    from leukoreport.training.two_phase import export_learner, train
 
-    cfg = TrainConfig.defaults(size=32, batch_size=8, pretrained=False, device="cpu", num_workers=0,
-                               precision="fp32", channels_last=False,
-                               phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)])
+    cfg = tiny_train_config()
     with small_tmpfs(tmp_path / "disk") as disk:
         learn, _, _ = train(tiny_split, cfg, seed=7, threads=1)
         used = shutil.disk_usage(disk).used

@@ -12,18 +12,15 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.training.normalisation import group_count, norm_params_callback, set_norm
 from leukoreport.training.safe_export import export_safe, learner_from_spec, learner_signature, model_layers
 from leukoreport.training.two_phase import (
-    PhaseConfig,
-    TrainConfig,
     build_learner,
     effective_init,
     export_learner,
     make_dataloaders,
     train,
 )
+from tests.conftest import tiny_train_config
 
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False,
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu",
-                           num_workers=0, precision="fp32", channels_last=False)
+CFG = tiny_train_config()
 
 
 def _batchnorms(model) -> list:

@@ -21,17 +21,14 @@ from leukoreport.training.safe_export import (
     model_spec,
 )
 from leukoreport.training.two_phase import (
-    PhaseConfig,
-    TrainConfig,
     build_learner,
     export_learner,
     make_dataloaders,
     train,
 )
+from tests.conftest import tiny_train_config
 
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False,
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], device="cpu",
-                           num_workers=0, precision="fp32", channels_last=False)
+CFG = tiny_train_config()
 RECIPE = {"size": 32, "batch_size": 8, "pretrained": False, "augmentation": asdict(CFG.augmentation)}
 
 

@@ -24,11 +24,10 @@ from leukoreport.training.stain_jitter import (
     stain_transforms,
     strip_leukoreport,
 )
-from leukoreport.training.two_phase import PhaseConfig, TrainConfig, export_learner, make_dataloaders, train
+from leukoreport.training.two_phase import TrainConfig, export_learner, make_dataloaders, train
+from tests.conftest import tiny_train_config
 
-CFG = TrainConfig.defaults(size=32, batch_size=8, pretrained=False, device="cpu",
-                           phases=[PhaseConfig(True, 1e-2, 1, 1), PhaseConfig(False, 1e-3, 1, 1)], num_workers=0,
-                           precision="fp32", channels_last=False)
+CFG = tiny_train_config()
 
 
 def smear_batch(n: int = 6, size: int = 16, seed: int = 0) -> TensorImage:
