@@ -226,11 +226,13 @@ def run_interventions(learn, images: pd.DataFrame, expected: pd.DataFrame | None
                       num_workers: int = 0, tta: bool = False, seed: int = 0, scale_tolerance: float = 0.1,
                       progress: Callable[[str], None] = print, workdir: str | Path | None = None,
                       which: tuple[str, ...] = INTERVENTIONS, where: str = "predictions.csv",
-                      prepared: PreparedImages | None = None) -> tuple[pd.DataFrame, dict]:
+                      prepared: PreparedImages | None = None,
+                      plain: OptionOutcome | None = None) -> tuple[pd.DataFrame, dict]:
     """interventions.csv rows and the interventions.json dict of one run on the set ``name``; ``expected`` is the
-    run's predictions.csv, which the plain rows must equal (``where`` names it in the error). With ``prepared``
-    (the set's transformed images) only the AdaBN pass and the predictions run here; the transform seconds recorded
-    are the prepared ones, shared by every run of the split."""
+    run's predictions.csv, which the plain rows must equal (``where`` names it in the error). ``plain``: the set as
+    the caller has just evaluated it with the model alone (the evaluate job), used instead of predicting it again.
+    With ``prepared`` (the set's transformed images) only the AdaBN pass and the predictions run here; the transform
+    seconds recorded are the prepared ones, shared by every run of the split."""
     images = images[["path", "label"]].reset_index(drop=True)
     paths = [str(p) for p in images["path"]]
     if prepared is None:
@@ -246,8 +248,11 @@ def run_interventions(learn, images: pd.DataFrame, expected: pd.DataFrame | None
                  "median_ood_percentile": None}
         if options is not None:
             progress(f"{name}: {intervention} ({note})")
-            outcome = apply_evaluation_options(learn, images, options, reference, batch_size, num_workers, tta, seed,
-                                               progress, workdir, prepared)
+            if intervention == "plain" and plain is not None:
+                outcome = plain
+            else:
+                outcome = apply_evaluation_options(learn, images, options, reference, batch_size, num_workers, tta,
+                                                   seed, progress, workdir, prepared)
             if intervention == "plain" and expected is not None:  # None: the variant evaluates otherwise
                 check_plain(outcome.predictions, expected, where)
             transform, shared = _transform_seconds(options, outcome, prepared, scale_seconds, intervention)

@@ -23,6 +23,7 @@ from leukoreport.inference.evaluate import predict_with_features
 from leukoreport.inference.interventions import (
     INTERVENTIONS,
     EvaluationOptions,
+    OptionOutcome,
     apply_evaluation_options,
     check_plain,
     run_interventions,
@@ -208,3 +209,20 @@ def test_prepared_images_predict_as_transforming_in_the_run(runs):
     assert shared.prepared == "scale_reinhard" and own.prepared is None
     cols = [c for c in own.predictions.columns if c.startswith("prob_")]
     assert np.abs(shared.predictions[cols].to_numpy() - own.predictions[cols].to_numpy()).max() < 1e-5
+
+
+def test_the_callers_own_plain_evaluation_is_used_not_predicted_again(runs):
+    """The evaluate job passes its own evaluation as ``plain``: the rows and shift values are those of predicting the
+    set here, and the seconds are the caller's."""
+    images, expected, data, table, summary = runs["sets"]["dye"]
+    own = OptionOutcome(expected, data, 0.0, 0.0, 1.25)
+    got, got_summary = run_interventions(runs["learn"], images, None, runs["reference"], runs["train"], runs["test"],
+                                         SETTINGS, "dye", progress=lambda line: None, which=("plain",), plain=own)
+    recomputed = table[table["intervention"] == "plain"].reset_index(drop=True)
+    assert got["path"].tolist() == recomputed["path"].tolist()
+    assert got["prediction"].tolist() == recomputed["prediction"].tolist()
+    assert np.allclose(got["p_prediction"], recomputed["p_prediction"], atol=1e-6)
+    entry, before = got_summary["interventions"]["plain"], summary["interventions"]["plain"]
+    assert entry["predict_seconds"] == 1.25 and entry["seconds_per_image"] == pytest.approx(1.25 / len(images))
+    assert entry["domain_auc"] == pytest.approx(before["domain_auc"])
+    assert entry["median_ood_percentile"] == pytest.approx(before["median_ood_percentile"])

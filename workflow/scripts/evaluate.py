@@ -5,6 +5,8 @@ measures the set's shift from the training sample (domain classifier, OOD scores
 it again under each intervention from the images rule intervention_images prepared (formerly rules gradcam,
 embed_train, shift and interventions); their seconds go to timing.json (scripts/validity_cost.py)."""
 
+import time
+
 import pandas as pd
 
 from leukoreport.base.atomic_io import write_csv, write_json
@@ -15,7 +17,12 @@ from leukoreport.data.colour_normalisation import read_reference
 from leukoreport.data.embeddings import load_embeddings, save_embeddings, train_sample
 from leukoreport.data.intervention_images import read_prepared
 from leukoreport.inference.evaluate import predict_with_features
-from leukoreport.inference.interventions import EvaluationOptions, apply_evaluation_options, run_interventions
+from leukoreport.inference.interventions import (
+    EvaluationOptions,
+    OptionOutcome,
+    apply_evaluation_options,
+    run_interventions,
+)
 from leukoreport.inference.model_files import load_model_file, verify_model
 from leukoreport.stats.baselines import add_baselines
 from leukoreport.stats.metrics import compute_metrics, read_predictions
@@ -34,16 +41,19 @@ with step_log(snakemake.log[0]) as log:
     learn = load_model_file(snakemake.input.model, cpu=resolve_device(snakemake.params.device) == "cpu")
     tta, seed = bool(snakemake.params.tta), int(snakemake.wildcards.seed)  # TTA seeded with the training seed
     options = EvaluationOptions.from_config(snakemake.params.evaluation)  # the variant's `evaluation` key
-    if options.adabn or options.transforms_images:
-        reference = read_reference(snakemake.input.reference) if snakemake.input.reference else None
+    with_options = options.adabn or options.transforms_images
+    reference = read_reference(snakemake.input.reference) if snakemake.input.reference else None
+    if with_options:
         outcome = apply_evaluation_options(learn, images, options, reference, snakemake.params.batch_size,
                                            snakemake.threads, tta, seed, log.progress)
-        predictions, embeddings = outcome.predictions, outcome.embeddings
         print(f"{dataset}: evaluated with the variant's evaluation options (AdaBN: {options.adabn}, stain "
               f"normalisation: {options.stain_normalisation}; {outcome.seconds:.1f} s)")
-    else:
-        predictions, embeddings = predict_with_features(learn, images, snakemake.params.batch_size,
-                                                        snakemake.threads, tta, seed, log.progress)
+    else:  # the model alone: also the interventions' plain row
+        start = time.perf_counter()
+        predicted = predict_with_features(learn, images, snakemake.params.batch_size, snakemake.threads, tta, seed,
+                                          log.progress)
+        outcome = OptionOutcome(*predicted, 0.0, 0.0, time.perf_counter() - start)
+    predictions, embeddings = outcome.predictions, outcome.embeddings
     classes = [str(c) for c in learn.dls.vocab]
     uncertainty = Uncertainty.from_config(snakemake.params.uncertainty)
     metrics = compute_metrics(predictions, classes, dataset, seed, uncertainty, int(snakemake.wildcards.split))
@@ -74,11 +84,13 @@ with step_log(snakemake.log[0]) as log:
                                              progress=log.progress)
             save_embeddings(train, out.train_embeddings)
             print(f"embedded {len(rows)} training images ({train.features.shape[1]} features)")
+    if getattr(out, "shift", None) or getattr(out, "interventions_table", None):
+        # the run's training-sample and test-split embeddings that shift is measured against, read once from the
+        # files as written (as a separate job reading them would; milliseconds)
+        train = load_embeddings(getattr(out, "train_embeddings", None) or snakemake.input.train_embeddings)
+        test = load_embeddings(out.embeddings if dataset == "test" else snakemake.input.test_embeddings)
     if getattr(out, "shift", None):
-        with timing.measure("shift"):  # from the files as written, as a separate job reading them would
-            inputs = snakemake.input
-            train = load_embeddings(getattr(out, "train_embeddings", None) or inputs.train_embeddings)
-            test = load_embeddings(out.embeddings if dataset == "test" else inputs.test_embeddings)
+        with timing.measure("shift"):
             data = test if dataset == "test" else load_embeddings(out.embeddings)
             table, summary, curve = run_shift(train, test, data, read_predictions(out.predictions, classes), dataset,
                                               ShiftSettings(**snakemake.params.shift))
@@ -89,18 +101,15 @@ with step_log(snakemake.log[0]) as log:
     if getattr(out, "interventions_table", None):
         with timing.measure("interventions"):  # the set again under each intervention (no labels used)
             inputs, settings = snakemake.input, snakemake.params.interventions
-            # A variant with evaluation options predicts its sets with them; the interventions' plain row is the
-            # model alone, so it is checked against predictions.csv only without such options.
-            plain = options.adabn or options.transforms_images
+            # The plain row is the model alone: this job's own evaluation, unless the variant evaluates with options
+            # (then it is predicted again without them).
             table, summary = run_interventions(
-                learn, images, None if plain else pd.read_csv(out.predictions), read_reference(inputs.reference),
-                load_embeddings(inputs.train_embeddings), load_embeddings(inputs.test_embeddings),
-                ShiftSettings(**settings["shift"]), dataset, batch_size=snakemake.params.batch_size,
-                num_workers=snakemake.threads, tta=tta, seed=seed,
+                learn, images, None, reference, train, test, ShiftSettings(**settings["shift"]), dataset,
+                batch_size=snakemake.params.batch_size, num_workers=snakemake.threads, tta=tta, seed=seed,
                 scale_tolerance=float(settings["scale_tolerance"]), progress=log.progress,
-                where=out.predictions,
-                prepared=read_prepared(f"{inputs.prepared}/index.csv", inputs.prepared_summary))
-            summary["plain_is_predictions_csv"] = not plain
+                prepared=read_prepared(f"{inputs.prepared}/index.csv", inputs.prepared_summary),
+                plain=None if with_options else outcome)
+            summary["plain_is_predictions_csv"] = not with_options
             write_csv(table, out.interventions_table)
             write_json(summary, out.interventions_summary)
             accuracy = table.groupby("intervention", sort=False)["correct"].mean()
