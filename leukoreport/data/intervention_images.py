@@ -18,8 +18,8 @@ from leukoreport.base.errors import LeukoError
 from leukoreport.data.colour_normalisation import NormalisationReference, fit_reinhard, normalise, read_image
 from leukoreport.data.scale_matching import ScaleMatch, cell_share, match_scale, scale_factor
 
-__all__ = ["INDEX_COLUMNS", "TRANSFORMS", "PreparedImages", "downsample", "prepare_images", "prepared_if_any",
-           "read_prepared", "transform_key"]
+__all__ = ["INDEX_COLUMNS", "TRANSFORMS", "PreparedImages", "downsample", "prepare_images", "read_prepared",
+           "transform_key"]
 
 # transform -> (stain normalisation, whether rescaled by the set's scale factor)
 TRANSFORMS = {"reinhard": ("reinhard", False), "macenko": ("macenko", False), "scale": ("none", True),
@@ -70,9 +70,7 @@ class PreparedImages:
         """The JSON form (intervention_images.json without the file paths)."""
         n = int((self.index["transform"] == next(iter(TRANSFORMS))).sum()) if len(self.index) else 0
         return {"n_images": n, "work_side": self.work_side, "scale_factor": self.match.factor,
-                "scale": {"train_cell_share": self.match.train_share, "set_cell_share": self.match.set_share,
-                          "estimate": None if np.isnan(self.match.estimate) else self.match.estimate,
-                          "factor": self.match.factor, "note": self.match.note},
+                "scale": self.match.to_dict(),
                 "scale_seconds": round(self.scale_seconds, 4),
                 "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
                 "seconds_per_image": {k: round(v / max(n, 1), 6) for k, v in self.seconds.items()},
@@ -133,22 +131,9 @@ def read_prepared(index_csv: str | Path, summary_json: str | Path) -> PreparedIm
         raise LeukoError(f"{index_csv.as_posix()}: column {missing[0]!r} missing")
     index["path"] = [p if Path(p).is_absolute() else str(index_csv.parent / p) for p in index["path"]]
     try:
-        scale = data["scale"]
-        match = ScaleMatch(float(scale["train_cell_share"]), float(scale["set_cell_share"]),
-                           float("nan") if scale["estimate"] is None else float(scale["estimate"]),
-                           float(scale["factor"]), str(scale["note"]))
-        prepared = PreparedImages(index, match, data["work_side"], {k: float(v) for k, v in data["seconds"].items()},
+        seconds = {k: float(v) for k, v in data["seconds"].items()}
+        prepared = PreparedImages(index, ScaleMatch.from_dict(data["scale"]), data["work_side"], seconds,
                                   int(data["n_unnormalised"]), float(data["scale_seconds"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise LeukoError(f"{summary_json.as_posix()}: key {exc} missing or malformed") from None
     return prepared
-
-
-def prepared_if_any(folder: str | Path) -> PreparedImages | None:
-    """The set's prepared images from rule intervention_images' folder (``folder/index.csv`` beside
-    ``folder.json``), or None when they were not written (then transform from the raw paths)."""
-    folder = Path(folder)
-    summary = folder.with_suffix(".json")
-    if not (folder / "index.csv").is_file() or not summary.is_file():
-        return None
-    return read_prepared(folder / "index.csv", summary)

@@ -40,6 +40,19 @@ class ScaleMatch:
     factor: float
     note: str
 
+    def to_dict(self) -> dict:
+        """The JSON form (``scale`` in intervention_images.json and interventions.json; a NaN estimate as null)."""
+        return {"train_cell_share": self.train_share, "set_cell_share": self.set_share,
+                "estimate": None if math.isnan(self.estimate) else self.estimate, "factor": self.factor,
+                "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScaleMatch:
+        """Back from ``to_dict`` (KeyError, TypeError or ValueError when malformed)."""
+        estimate = math.nan if data["estimate"] is None else float(data["estimate"])
+        return cls(float(data["train_cell_share"]), float(data["set_cell_share"]), estimate, float(data["factor"]),
+                   str(data["note"]))
+
 
 def scale_factor(train_share: float, set_shares: Iterable[float], tolerance: float = 0.1) -> ScaleMatch:
     """The factor for a set whose images have cell shares ``set_shares``: ``sqrt(train / median(set))``, clipped to

@@ -271,10 +271,7 @@ def run_interventions(learn, images: pd.DataFrame, expected: pd.DataFrame | None
         summary[intervention] = entry
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COLUMNS)
     result = {"dataset": name, "n_images": len(images), "interventions": summary, "scale_factor": match.factor,
-              "scale": {"train_cell_share": match.train_share, "set_cell_share": match.set_share,
-                        "estimate": None if np.isnan(match.estimate) else match.estimate, "factor": match.factor,
-                        "tolerance": scale_tolerance,
-                        "note": match.note},
+              "scale": match.to_dict() | {"tolerance": scale_tolerance},
               "combined": f"scale matching, then {COMBINED_STAIN}, then AdaBN", "tta": bool(tta),
               "reference_images": reference.n_images,
               "seconds": "seconds = transform (images changed; with transform_shared true it was done once per split "
