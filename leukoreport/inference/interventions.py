@@ -28,6 +28,7 @@ from leukoreport.data.intervention_images import PreparedImages, transform_key
 from leukoreport.data.scale_matching import ScaleMatch, cell_share, match_scale, scale_factor
 from leukoreport.inference.adabn import adabn_learner, has_batchnorm
 from leukoreport.inference.evaluate import predict_with_features
+from leukoreport.stats.interventions import INTERVENTIONS  # the interventions, in report order: one home
 from leukoreport.stats.metrics import prob_columns
 from leukoreport.stats.validity import run_shift
 
@@ -35,7 +36,6 @@ __all__ = ["ADAPTED", "COLUMNS", "COMBINED_STAIN", "INTERVENTIONS", "EvaluationO
            "apply_evaluation_options", "check_plain", "intervention_options", "intervention_rows",
            "run_interventions", "set_scale", "transform_images"]
 
-INTERVENTIONS = ("plain", "reinhard", "macenko", "scale", "adabn", "combined")
 COMBINED_STAIN = "reinhard"  # the colour normalisation of ``combined`` (scale matching, then Reinhard, then AdaBN)
 # AdaBN changes the model, so its domain AUC and OOD percentile compare the adapted model's features of the set with
 # the unadapted model's features of the training images: they measure how far the features moved, not the images
