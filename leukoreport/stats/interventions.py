@@ -36,8 +36,8 @@ from leukoreport.stats.verdicts import holm
 
 __all__ = ["CSV_COLUMNS", "INTERVENTIONS", "JSON_KEYS", "LABELS", "LOWERS", "MAX_WIDTH", "MIN_IMAGES", "NO_CHANGE",
            "NOT_INFORMATIVE", "RAISES", "REFERENCE", "SUMMARY_COLUMNS", "VERDICT_RULE", "RunInterventions",
-           "Settings", "apply_holm", "interventions_summary", "path_key", "read_run", "set_rows", "set_sentence",
-           "sign_flip_p", "verdict"]
+           "Settings", "apply_holm", "change_text", "interventions_summary", "path_key", "read_run", "set_rows",
+           "set_sentence", "sign_flip_p", "verdict"]
 
 REFERENCE = "plain"
 INTERVENTIONS = ("plain", "reinhard", "macenko", "scale", "adabn", "combined")
@@ -295,14 +295,12 @@ def apply_holm(rows: list[dict], settings: Settings) -> list[dict]:
     return rows
 
 
-def _pp(x: float) -> str:
-    return f"{100 * abs(x):.1f}"
-
-
-def _interval(low: float, high: float, sign: float) -> str:
-    """'[15.0 to 27.0]' in pp, as magnitudes in the direction of the change."""
-    a, b = sorted((sign * 100 * low, sign * 100 * high))
-    return f"[{a:.1f} to {b:.1f}]"
+def change_text(row: dict) -> str:
+    """'21.0 pp [15.0 to 27.0]': a detected change of accuracy and its interval, as magnitudes in the direction of
+    its verdict (raises or lowers)."""
+    sign = 1 if row["verdict"] == RAISES else -1
+    low, high = sorted((sign * 100 * row["accuracy_change_low"], sign * 100 * row["accuracy_change_high"]))
+    return f"{100 * abs(row['accuracy_change']):.1f} pp [{low:.1f} to {high:.1f}]"
 
 
 def set_sentence(rows: list[dict]) -> str:
@@ -320,8 +318,7 @@ def set_sentence(rows: list[dict]) -> str:
         group = sorted((r for r in others if r["verdict"] == kind), key=lambda r: -sign * r["accuracy_change"])
         for i, r in enumerate(group):
             what = f"{kind} accuracy by " if i == 0 else "by "
-            parts.append(f"{r['label']} {what}{_pp(r['accuracy_change'])} pp "
-                         f"{_interval(r['accuracy_change_low'], r['accuracy_change_high'], sign)}")
+            parts.append(f"{r['label']} {what}{change_text(r)}")
     same = [r["label"] for r in others if r["verdict"] == NO_CHANGE]
     if same:
         parts.append(f"{', '.join(same)}: no change detected")

@@ -9,7 +9,7 @@ from leukoreport.base.atomic_io import read_json
 from leukoreport.base.validation import require_keys
 from leukoreport.report.number_format import DASH, gap_estimate, is_missing, num, pct1
 from leukoreport.report.sections.validity import gain_text
-from leukoreport.stats.interventions import LOWERS, NOT_INFORMATIVE, RAISES, REFERENCE
+from leukoreport.stats.interventions import LOWERS, NOT_INFORMATIVE, RAISES, REFERENCE, change_text
 from leukoreport.stats.paired import p_value
 
 __all__ = ["KEYS", "ROW_KEYS", "SUMMARY_SETS", "VERDICT_CSS", "intervention_row", "interventions_section",
@@ -62,13 +62,8 @@ SUMMARY_SETS = 3  # sets with a detected change named one by one in the summary;
 
 def _changes(rows: list[dict]) -> str:
     """'colour normalisation (Reinhard) raises accuracy by 21.0 pp [15.0 to 27.0]; AdaBN lowers it by ...'."""
-    parts = []
-    for r in sorted(rows, key=lambda r: -abs(r["accuracy_change"])):
-        sign = 1 if r["verdict"] == RAISES else -1
-        low, high = sorted((sign * 100 * r["accuracy_change_low"], sign * 100 * r["accuracy_change_high"]))
-        parts.append(f"{r['label']} {r['verdict']} accuracy by {100 * abs(r['accuracy_change']):.1f} pp "
-                     f"[{low:.1f} to {high:.1f}]")
-    return "; ".join(parts)
+    return "; ".join(f"{r['label']} {r['verdict']} accuracy by {change_text(r)}"
+                     for r in sorted(rows, key=lambda r: -abs(r["accuracy_change"])))
 
 
 def summary_sentences(data: dict, limit: int = SUMMARY_SETS) -> list[str]:
