@@ -21,7 +21,7 @@ TRAIN_KEYS = ("size", "batch_size", "pretrained", "schedule", "phases", "augment
               "precision", "channels_last", "deterministic", "stain_augmentation", "max_batches")
 # Training keys passed only when they differ from the paper's recipe, so that its train params (hence its jobs
 # and recipe_hash) stay what they were before these keys existed. `evaluation` is no training key.
-OPTIONAL_TRAIN_KEYS = {"arch": "resnet18", "norm": "batch"}
+OPTIONAL_TRAIN_KEYS = {"arch": "resnet18", "norm": "batch"}  # the paper's: training.normalisation reads them here
 # Keys every variant must share, so that all variants see the same images, splits and seeds.
 SHARED_KEYS = ("data_dir", "data_provenance", "external", "split_seeds", "split_fractions", "max_per_class", "seeds",
                "class_aliases")

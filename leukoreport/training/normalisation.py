@@ -11,14 +11,15 @@ Only torch and torchvision classes enter the model, so an exported ``model.pkl``
 from __future__ import annotations
 
 from leukoreport.base.errors import LeukoError
+from leukoreport.config.variants import OPTIONAL_TRAIN_KEYS
 
 __all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "DEFAULT_NORM", "MAX_GROUPS", "NORMS", "arch_function",
            "group_count", "has_imagenet_weights", "norm_params_callback", "set_norm"]
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50")  # torchvision's, through fastai's vision_learner
 NORMS = ("batch", "group", "frozen")
-DEFAULT_ARCH = "resnet18"  # the paper's recipe
-DEFAULT_NORM = "batch"
+DEFAULT_ARCH = OPTIONAL_TRAIN_KEYS["arch"]  # the paper's recipe (one home: leukoreport.config.variants)
+DEFAULT_NORM = OPTIONAL_TRAIN_KEYS["norm"]
 MAX_GROUPS = 32  # Wu & He (2018)
 
 
